@@ -1,0 +1,61 @@
+# Freight developer tasks. `make test` and `make demo` install what they need first (into .venv),
+# so each works alone on a fresh machine with Python 3.11+, Java 17+ and Maven.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+# Re-install when the dependency list changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+JARS := infra/kafka/libs/.complete
+PYTEST_ARGS ?=
+
+.PHONY: install test test-unit test-integration test-faults demo lint bench dev-up dev-down clean
+
+install: $(STAMP) $(JARS)
+
+# uv installs the (large) dependency set in seconds from its cache; torch is the optional `torch` extra.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(UV) pip install --python $(BIN)/python -e '.[dev,torch]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+$(JARS): $(STAMP) infra/kafka/pom.xml
+	$(BIN)/python -c "from freight.dev.kafka_broker import ensure_jars; print('kafka jars in', ensure_jars())"
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/python -m pytest -m "integration or e2e" $(PYTEST_ARGS)
+
+test-faults: install
+	FREIGHT_FAULTS_FULL=1 $(BIN)/python -m pytest tests/faults $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/freight demo
+
+lint: install
+	$(BIN)/ruff check platform connectors schemas infra tests
+	$(BIN)/ruff format --check platform connectors schemas infra tests
+	rm -rf build/mypy && mkdir -p build/mypy/freight
+	for f in platform/freight/*; do ln -s "$$PWD/$$f" build/mypy/freight/; done
+	ln -s "$$PWD/connectors" build/mypy/freight/connectors
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/freight bench
+
+dev-up: install
+	$(BIN)/freight dev up
+
+dev-down:
+	test -x $(BIN)/freight && $(BIN)/freight dev down || true
+
+clean: dev-down
+	rm -rf $(VENV) .freight build dist bench-results infra/kafka/libs platform/*.egg-info

@@ -1,0 +1,135 @@
+"""Process and port helpers for the local services: spawn detached, check identity, stop gracefully."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True if something accepts connections on host:port, or the port cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def choose_port(requested: int | None, default: int, taken: set[int] | None = None) -> int:
+    """`requested` if given (caller checks it is free); else `default` if free; else any free port."""
+    taken = taken or set()
+    if requested is not None:
+        return requested
+    if default not in taken and not port_in_use(default):
+        return default
+    while True:
+        port = free_port()
+        if port not in taken:
+            return port
+
+
+def spawn(
+    cmd: Sequence[str], *, log_file: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a detached process (own session, survives the CLI) with stdout/stderr appended to log_file."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as out:
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        # Field 3 is the state; 'Z' is a zombie (exited, not yet reaped).
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def pid_matches(pid: int, marker: str) -> bool:
+    """True if `pid` is alive and its command line contains `marker` (guards against pid reuse)."""
+    if not pid_alive(pid):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        return marker in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return True  # no /proc (macOS): trust the pid
+
+
+def stop_process(pid: int, *, grace_s: float = 20.0) -> str:
+    """SIGTERM the process group, wait up to grace_s, then SIGKILL.
+
+    Returns 'terminated', 'killed' or 'gone' (it had already exited).
+    """
+    if not pid_alive(pid):
+        return "gone"
+    _signal_group(pid, signal.SIGTERM)
+    if wait_exit(pid, grace_s):
+        return "terminated"
+    _signal_group(pid, signal.SIGKILL)
+    wait_exit(pid, 10.0)
+    return "killed"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(os.getpgid(pid), sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def wait_exit(pid: int, timeout_s: float) -> bool:
+    """Wait until pid has exited (reaping it if it is our child); True if it did within the timeout."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file, or a note that it is missing."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(size - 64 * 1024, 0))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,14 @@
+"""Thin typed layer over confluent-kafka: client configuration, admin helpers, error translation."""
+
+from freight.kafka.admin import KafkaAdmin, PartitionOffsets, TopicInfo
+from freight.kafka.clients import consumer_config, producer_config
+from freight.kafka.errors import translate_kafka_error
+
+__all__ = [
+    "KafkaAdmin",
+    "PartitionOffsets",
+    "TopicInfo",
+    "consumer_config",
+    "producer_config",
+    "translate_kafka_error",
+]

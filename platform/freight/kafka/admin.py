@@ -1,0 +1,242 @@
+"""Admin operations Freight needs: topics, offsets, groups, readiness.
+
+Wraps `confluent_kafka.admin.AdminClient` with typed results and timeouts, and turns an unreachable broker
+into `BrokerUnavailableError` instead of a hang or a raw librdkafka error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
+
+from freight.config import FreightSettings, load_settings
+from freight.errors import ConfigError, FreightError
+from freight.kafka.clients import base_config
+from freight.kafka.errors import broker_unavailable, translate_kafka_error
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic's partition count and (when asked for) its configuration."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    """Log start, high watermark and (for a group) committed offset and lag of one partition."""
+
+    topic: str
+    partition: int
+    low: int
+    high: int
+    committed: int | None = None
+
+    @property
+    def lag(self) -> int:
+        """Records the group has not committed past; a group that never committed lags by all of them."""
+        start = self.committed if self.committed is not None and self.committed >= 0 else self.low
+        return max(self.high - max(start, self.low), 0)
+
+
+class KafkaAdmin:
+    """Typed admin helpers bound to one cluster."""
+
+    def __init__(
+        self, settings: FreightSettings | None = None, *, timeout: float = 10.0, quiet: bool = False
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.timeout = timeout
+        self._conf = base_config(self.settings, quiet=quiet)
+        self._admin = AdminClient(self._conf)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    def _wait(self, future: Any, action: str) -> Any:
+        try:
+            return future.result(timeout=self.timeout)
+        except KafkaException as exc:
+            raise translate_kafka_error(exc, self.bootstrap, action) from exc
+        except TimeoutError as exc:
+            raise broker_unavailable(self.bootstrap, f"timed out after {self.timeout:g}s: {action}") from exc
+
+    def ping(self, timeout: float | None = None) -> int:
+        """Return the number of brokers in the cluster; raise BrokerUnavailableError if none answers."""
+        try:
+            md = self._admin.list_topics(timeout=timeout or self.timeout)
+        except KafkaException as exc:
+            raise translate_kafka_error(exc, self.bootstrap, "fetch cluster metadata") from exc
+        if not md.brokers:
+            raise broker_unavailable(self.bootstrap, "metadata lists no brokers")
+        return len(md.brokers)
+
+    def wait_ready(self, deadline_s: float) -> None:
+        """Block until a client sees the cluster ready (metadata and a controller), or raise."""
+        end = time.monotonic() + deadline_s
+        last: Exception | None = None
+        while time.monotonic() < end:
+            try:
+                self.ping(timeout=min(2.0, max(end - time.monotonic(), 0.1)))
+                self._wait(self._admin.describe_cluster(request_timeout=2.0), "describe the cluster")
+                return
+            except FreightError as exc:
+                last = exc
+                time.sleep(0.1)
+        raise broker_unavailable(self.bootstrap, f"not ready after {deadline_s:g}s: {last}")
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        *,
+        config: Mapping[str, str] | None = None,
+        exist_ok: bool = True,
+    ) -> bool:
+        """Create a topic; return False if it already existed (and `exist_ok`)."""
+        if partitions < 1:
+            raise ConfigError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=-1, config=dict(config or {}))
+        futures = self._admin.create_topics([topic], request_timeout=self.timeout)
+        try:
+            futures[name].result(timeout=self.timeout)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if exist_ok and getattr(err, "code", lambda: None)() == 36:  # TOPIC_ALREADY_EXISTS
+                return False
+            raise translate_kafka_error(exc, self.bootstrap, f"create topic {name!r}") from exc
+        self._wait_topic_visible(name)
+        return True
+
+    def _wait_topic_visible(self, name: str) -> None:
+        end = time.monotonic() + self.timeout
+        while time.monotonic() < end:
+            md = self._admin.list_topics(topic=name, timeout=self.timeout)
+            t = md.topics.get(name)
+            if t is not None and t.error is None and t.partitions:
+                if all(p.leader >= 0 for p in t.partitions.values()):
+                    return
+            time.sleep(0.05)
+
+    def delete_topics(self, names: Iterable[str]) -> None:
+        names = list(names)
+        if not names:
+            return
+        for name, fut in self._admin.delete_topics(names, request_timeout=self.timeout).items():
+            self._wait(fut, f"delete topic {name!r}")
+
+    def list_topics(self, *, internal: bool = False) -> dict[str, TopicInfo]:
+        try:
+            md = self._admin.list_topics(timeout=self.timeout)
+        except KafkaException as exc:
+            raise translate_kafka_error(exc, self.bootstrap, "list topics") from exc
+        return {
+            name: TopicInfo(name, len(t.partitions))
+            for name, t in sorted(md.topics.items())
+            if internal or not name.startswith("__")
+        }
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        """Partition count and non-default configuration of one topic."""
+        md = self._admin.list_topics(topic=name, timeout=self.timeout)
+        t = md.topics.get(name)
+        if t is None or t.error is not None:
+            raise ConfigError(f"topic {name!r} does not exist; create it with `freight topics create {name}`")
+        res = ConfigResource(ResourceType.TOPIC, name)
+        entries = self._wait(self._admin.describe_configs([res])[res], f"describe topic {name!r}")
+        config = {k: str(v.value) for k, v in entries.items() if not v.is_default}
+        return TopicInfo(name, len(t.partitions), config)
+
+    def partitions(self, topic: str) -> list[int]:
+        md = self._admin.list_topics(topic=topic, timeout=self.timeout)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            raise ConfigError(f"topic {topic!r} does not exist")
+        return sorted(t.partitions)
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        """(log start, high watermark) per partition."""
+        parts = self.partitions(topic)
+        lows = self._list_offsets(topic, parts, OffsetSpec.earliest())
+        highs = self._list_offsets(topic, parts, OffsetSpec.latest())
+        return {p: (lows[p], highs[p]) for p in parts}
+
+    def _list_offsets(self, topic: str, parts: list[int], spec: Any) -> dict[int, int]:
+        req = {TopicPartition(topic, p): spec for p in parts}
+        futures = self._admin.list_offsets(req, request_timeout=self.timeout)
+        return {tp.partition: self._wait(f, f"list offsets of {topic}").offset for tp, f in futures.items()}
+
+    def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """The earliest offset per partition whose timestamp is >= `timestamp_ms` (high watermark if none)."""
+        parts = self.partitions(topic)
+        return self._list_offsets(topic, parts, OffsetSpec.for_timestamp(timestamp_ms))
+
+    def list_groups(self) -> list[str]:
+        result = self._wait(self._admin.list_consumer_groups(request_timeout=self.timeout), "list groups")
+        return sorted(g.group_id for g in result.valid)
+
+    def group_state(self, group: str) -> tuple[str, int]:
+        """(state name, member count) of a consumer group."""
+        futures = self._admin.describe_consumer_groups([group], request_timeout=self.timeout)
+        desc = self._wait(futures[group], f"describe group {group!r}")
+        return str(desc.state.name), len(desc.members)
+
+    def committed(self, group: str, topic: str | None = None) -> dict[tuple[str, int], int]:
+        """Committed offsets of a group, per (topic, partition); partitions never committed are absent."""
+        req = ConsumerGroupTopicPartitions(group)
+        futures = self._admin.list_consumer_group_offsets([req], request_timeout=self.timeout)
+        res = self._wait(futures[group], f"read committed offsets of group {group!r}")
+        return {
+            (tp.topic, tp.partition): tp.offset
+            for tp in res.topic_partitions
+            if tp.offset >= 0 and (topic is None or tp.topic == topic)
+        }
+
+    def group_offsets(self, group: str, topic: str) -> list[PartitionOffsets]:
+        """Per partition of `topic`: low, high, the group's committed offset, and lag."""
+        committed = self.committed(group, topic)
+        return [
+            PartitionOffsets(topic, p, low, high, committed.get((topic, p)))
+            for p, (low, high) in sorted(self.watermarks(topic).items())
+        ]
+
+    def alter_group_offsets(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Set committed offsets of a group that has no active members (like kafka-consumer-groups)."""
+        state, members = self.group_state(group)
+        if members:
+            raise ConfigError(
+                f"group {group!r} is {state} with {members} active member(s); stop its consumers before "
+                "resetting offsets"
+            )
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        req = ConsumerGroupTopicPartitions(group, tps)
+        futures = self._admin.alter_consumer_group_offsets([req], request_timeout=self.timeout)
+        self._wait(futures[group], f"reset offsets of group {group!r}")
+
+    def delete_records(self, before: Mapping[tuple[str, int], int]) -> None:
+        """Delete records below the given offsets (advances the log start offset)."""
+        if not before:
+            return
+        req = [TopicPartition(t, p, o) for (t, p), o in before.items()]
+        futures = self._admin.delete_records(req, request_timeout=self.timeout)
+        for tp, fut in futures.items():
+            self._wait(fut, f"delete records of {tp.topic}[{tp.partition}]")
+
+    def probe_consumer(self) -> Consumer:
+        """A group-less consumer for reading records by offset (caller closes it)."""
+        conf = dict(self._conf)
+        conf.update({"group.id": "freight-probe", "enable.auto.commit": False})
+        return Consumer(conf)

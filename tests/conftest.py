@@ -1,0 +1,113 @@
+"""Session-wide fixtures: one real Kafka broker (and, where asked for, the registry and S3 endpoint).
+
+Broker selection, in order: FREIGHT_KAFKA_BOOTSTRAP when set; a testcontainers Kafka when a Docker engine
+answers; otherwise the local broker from `freight.dev`, started once per session on free ports and stopped at
+the end. Topics are unique per test (`topic` / `make_topic`). Tests are marked by directory: unit,
+integration, e2e, faults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from freight.config import FreightSettings
+from freight.dev import BrokerOptions, DevOptions, down, up
+from freight.dev.procs import free_port
+from freight.kafka import KafkaAdmin
+
+_DIR_MARKERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "faults": "faults"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for directory, marker in _DIR_MARKERS.items():
+            if directory in parts:
+                item.add_marker(getattr(pytest.mark, marker))
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def dev_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The state directory of the services this test session starts itself."""
+    return tmp_path_factory.mktemp("freight-dev")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(dev_state_dir: Path) -> Iterator[str]:
+    """Bootstrap address of a real Kafka broker for the whole session."""
+    env = os.environ.get("FREIGHT_KAFKA_BOOTSTRAP")
+    if env:
+        yield env
+        return
+    if os.environ.get("FREIGHT_TEST_DOCKER", "1") == "1" and _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    opts = DevOptions(
+        state_dir=dev_state_dir,
+        services=["kafka"],
+        kafka=BrokerOptions(port=free_port(), controller_port=free_port()),
+    )
+    try:
+        (result,) = up(opts)
+        assert result.record is not None
+        yield result.record.address
+    finally:
+        down(dev_state_dir)
+
+
+@pytest.fixture(scope="session")
+def settings(kafka_bootstrap: str) -> FreightSettings:
+    """Settings pointing at the session broker (registry / S3 fixtures refine them)."""
+    return FreightSettings(kafka_bootstrap=kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def admin(settings: FreightSettings) -> KafkaAdmin:
+    return KafkaAdmin(settings)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:80].strip("-")
+
+
+@pytest.fixture
+def make_topic(admin: KafkaAdmin, request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Create a uniquely named topic for this test: make_topic(partitions=1, config=None, suffix='')."""
+
+    def _make(partitions: int = 1, config: dict[str, str] | None = None, suffix: str = "") -> str:
+        name = f"t-{_slug(request.node.name)}{suffix}-{uuid.uuid4().hex[:8]}"
+        admin.create_topic(name, partitions, config=config)
+        return name
+
+    return _make
+
+
+@pytest.fixture
+def topic(make_topic: Callable[..., str]) -> str:
+    """A fresh single-partition topic."""
+    return make_topic()
+
+
+@pytest.fixture
+def group_id(request: pytest.FixtureRequest) -> str:
+    """A unique consumer group id for this test."""
+    return f"g-{_slug(request.node.name)}-{uuid.uuid4().hex[:8]}"
