@@ -21,6 +21,13 @@ from freight.dev import BrokerOptions, DevOptions, down, up
 from freight.dev.procs import free_port
 from freight.kafka import KafkaAdmin
 
+# Fixture modules for the other services (registry, S3, ...): each file in tests/fixtures is a plugin.
+pytest_plugins = sorted(
+    f"tests.fixtures.{p.stem}"
+    for p in (Path(__file__).parent / "fixtures").glob("*.py")
+    if p.stem != "__init__"
+)
+
 _DIR_MARKERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "faults": "faults"}
 
 

@@ -1,17 +1,22 @@
-"""The `freight` command: one Typer app with a sub-command group per area.
+"""The `freight` command: one Typer app assembled from the modules of this package.
+
+Each module `freight.cli.<name>` defines `app` (a `typer.Typer`) and either `GROUP = "<name>"` (mounted as
+`freight <name> ...`) or `GROUP = None` (its commands are added at the top level, like `freight demo`).
+Modules keep heavy imports (numpy, torch, FastAPI) inside their command functions so `freight --help` stays
+fast.
 
 Errors raised as `FreightError` print one clear line on stderr and exit with the error's documented code
-(see README: 1 generic, 2 configuration, 3 service unavailable, 4 dev services, 5 store, 6 serialization,
-7 schema, 8 event decode, 9 delivery); tracebacks are for bugs only.
+(README, "CLI exit codes"); tracebacks are for bugs only.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import typer
 
-from freight.cli import demo, dev
 from freight.cli.output import error
 from freight.errors import FreightError
 
@@ -22,16 +27,34 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(dev.app, name="dev")
-app.registered_commands += demo.app.registered_commands
+
+_SKIP = {"output", "common"}
+
+
+def _mount_all() -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name in _SKIP:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        sub = getattr(module, "app", None)
+        if not isinstance(sub, typer.Typer):
+            continue
+        group = getattr(module, "GROUP", info.name)
+        if group is None:
+            app.registered_commands += sub.registered_commands
+        else:
+            app.add_typer(sub, name=group)
+
+
+_mount_all()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `freight` console script."""
+    """Run the CLI and return its exit code."""
     try:
         app(args=argv, prog_name="freight")
     except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except FreightError as exc:
         error(str(exc))
         return exc.exit_code
@@ -39,10 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         error("interrupted")
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def _console_main() -> None:

@@ -9,6 +9,7 @@ import typer
 
 from freight.demo import run_demo
 
+GROUP = None
 app = typer.Typer()
 
 

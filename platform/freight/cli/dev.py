@@ -12,6 +12,7 @@ from freight.config import load_settings
 from freight.dev import BrokerOptions, DevOptions, ServiceStatus, down, status, up
 from freight.errors import ConfigError
 
+GROUP = "dev"
 app = typer.Typer(help="Start, stop and inspect the local development services.", no_args_is_help=True)
 
 StateDir = Annotated[
