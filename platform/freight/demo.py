@@ -52,7 +52,9 @@ def _read(consumer: Consumer, n: int, timeout_s: float = 60.0) -> list[tuple[str
         for msg in consumer.consume(min(n - len(out), 1000), timeout=0.5):
             if msg.error() is not None:
                 raise FreightError(f"consume failed: {msg.error()}")
-            out.append((msg.key().decode(), msg.offset(), msg.value()))
+            key, offset, value = msg.key(), msg.offset(), msg.value()
+            assert key is not None and offset is not None and value is not None
+            out.append((key.decode(), offset, value))
     if len(out) < n:
         raise FreightError(f"expected {n} records, got {len(out)} within {timeout_s:g}s")
     return out
