@@ -18,7 +18,7 @@ install: $(STAMP) $(JARS)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(UV) pip install --python $(BIN)/python -e '.[dev,torch]'
+	$(UV) pip install --python $(BIN)/python -e '.[dev,torch,dask]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -1,0 +1,1 @@
+"""Offset-watermark eviction: delete objects every retaining group has committed past."""

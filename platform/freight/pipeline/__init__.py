@@ -1,0 +1,1 @@
+"""Async processing pipelines over streams, with bounded buffers, error policies and Dask dispatch."""

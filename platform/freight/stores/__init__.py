@@ -1,0 +1,1 @@
+"""Stores: a named connector plus serializers, checksums and metrics; store configs in a compacted topic."""

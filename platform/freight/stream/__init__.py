@@ -1,0 +1,1 @@
+"""Streaming core: producers, consumer groups, lazy proxies, replay from offsets."""
