@@ -95,3 +95,15 @@ class DeliveryError(FreightError):
     """Kafka did not acknowledge a produced event before the delivery deadline."""
 
     exit_code = 9
+
+
+class StreamBufferError(FreightError, RuntimeError):
+    """A stream buffer was used in a way its state does not allow (see `freight.buffer`)."""
+
+
+class ChunkNotReadyError(StreamBufferError):
+    """`pop_chunk()` was called while no chunk is ready; check `has_chunk_ready()` first."""
+
+
+class ResumeStateError(StreamBufferError):
+    """Persisted chunk-resume state is malformed, too large for commit metadata, or from another policy."""
