@@ -107,3 +107,8 @@ class ChunkNotReadyError(StreamBufferError):
 
 class ResumeStateError(StreamBufferError):
     """Persisted chunk-resume state is malformed, too large for commit metadata, or from another policy."""
+
+
+class PipelineError(FreightError):
+    """A processing pipeline stopped: a stage failed under the `fail` policy, or its source, dead-letter sink
+    or offset commit failed. `freight.pipeline.StageError` (a subclass) carries the failed item's report."""
