@@ -17,7 +17,14 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
+from confluent_kafka.admin import (
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
 from freight.config import FreightSettings, load_settings
 from freight.errors import ConfigError, FreightError
@@ -132,11 +139,21 @@ class KafkaAdmin:
             time.sleep(0.05)
 
     def delete_topics(self, names: Iterable[str]) -> None:
+        """Delete topics and wait until the cluster metadata no longer lists them."""
         names = list(names)
         if not names:
             return
         for name, fut in self._admin.delete_topics(names, request_timeout=self.timeout).items():
             self._wait(fut, f"delete topic {name!r}")
+        end = time.monotonic() + self.timeout
+        while time.monotonic() < end and set(names) & set(
+            self._admin.list_topics(timeout=self.timeout).topics
+        ):
+            time.sleep(0.05)
+
+    def topic_exists(self, name: str) -> bool:
+        md = self._admin.list_topics(timeout=self.timeout)
+        return name in md.topics
 
     def list_topics(self, *, internal: bool = False) -> dict[str, TopicInfo]:
         try:
@@ -157,7 +174,8 @@ class KafkaAdmin:
             raise ConfigError(f"topic {name!r} does not exist; create it with `freight topics create {name}`")
         res = ConfigResource(ResourceType.TOPIC, name)
         entries = self._wait(self._admin.describe_configs([res])[res], f"describe topic {name!r}")
-        config = {k: str(v.value) for k, v in entries.items() if not v.is_default}
+        topic_level = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+        config = {k: str(v.value) for k, v in entries.items() if v.source == topic_level}
         return TopicInfo(name, len(t.partitions), config)
 
     def partitions(self, topic: str) -> list[int]:

@@ -1,0 +1,94 @@
+"""`freight topics create | list | describe | delete`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from freight.cli.common import Bootstrap, Json, parse_pairs, settings_from
+from freight.cli.output import console, print_json, print_table
+
+GROUP = "topics"
+app = typer.Typer(help="Create, list and inspect topics.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: str,
+    partitions: Annotated[int, typer.Option("--partitions", "-p", help="Number of partitions.")] = 1,
+    config: Annotated[
+        list[str] | None, typer.Option("--config", "-c", help="Topic config key=value.")
+    ] = None,
+    compact: Annotated[bool, typer.Option(help="cleanup.policy=compact.")] = False,
+    bootstrap: Bootstrap = None,
+    json_: Json = False,
+) -> None:
+    """Create a topic (succeeds quietly if it already exists)."""
+    from freight.kafka import KafkaAdmin
+
+    conf = parse_pairs(config, "--config")
+    if compact:
+        conf["cleanup.policy"] = "compact"
+    created = KafkaAdmin(settings_from(bootstrap)).create_topic(name, partitions, config=conf)
+    if json_:
+        print_json({"topic": name, "partitions": partitions, "created": created, "config": conf})
+    else:
+        state = "created" if created else "already exists"
+        console.print(f"topic [bold]{name}[/] {state} ({partitions} partition(s))")
+
+
+@app.command("list")
+def list_(
+    internal: Annotated[
+        bool, typer.Option(help="Include internal topics (__consumer_offsets, ...).")
+    ] = False,
+    bootstrap: Bootstrap = None,
+    json_: Json = False,
+) -> None:
+    """Topics with their partition counts."""
+    from freight.kafka import KafkaAdmin
+
+    topics = KafkaAdmin(settings_from(bootstrap)).list_topics(internal=internal)
+    if json_:
+        print_json([{"topic": t.name, "partitions": t.partitions} for t in topics.values()])
+    else:
+        print_table("Topics", ["topic", "partitions"], [(t.name, t.partitions) for t in topics.values()])
+
+
+@app.command("describe")
+def describe(name: str, bootstrap: Bootstrap = None, json_: Json = False) -> None:
+    """Partitions (log start, high watermark, records) and non-default configuration of a topic."""
+    from freight.kafka import KafkaAdmin
+
+    admin = KafkaAdmin(settings_from(bootstrap))
+    info = admin.describe_topic(name)
+    marks = admin.watermarks(name)
+    if json_:
+        print_json(
+            {
+                "topic": name,
+                "partitions": [{"partition": p, "low": lo, "high": hi} for p, (lo, hi) in marks.items()],
+                "config": info.config,
+            }
+        )
+        return
+    print_table(
+        f"Topic {name}",
+        ["partition", "log start", "high watermark", "records"],
+        [(p, lo, hi, hi - lo) for p, (lo, hi) in marks.items()],
+    )
+    if info.config:
+        print_table("Configuration (non-default)", ["key", "value"], sorted(info.config.items()))
+
+
+@app.command("delete")
+def delete(name: str, bootstrap: Bootstrap = None, json_: Json = False) -> None:
+    """Delete a topic and its records."""
+    from freight.kafka import KafkaAdmin
+
+    KafkaAdmin(settings_from(bootstrap)).delete_topics([name])
+    if json_:
+        print_json({"topic": name, "deleted": True})
+    else:
+        console.print(f"topic [bold]{name}[/] deleted")
