@@ -1,0 +1,602 @@
+"""`StreamConsumer`: read a stream's events in a consumer group and hand out lazy proxies.
+
+Delivery is at-least-once. An item's offset is stored for commit only once the item was handed out *and*
+the next one was requested (or on `commit()`); stored offsets are committed in the background and on
+rebalance, so a crash redelivers only items that were not finished. Events arrive in batches
+(`consume(num_messages)`), are decoded through the registry (schema ids cached), and turn into `Proxy`
+objects without touching the store: bytes move only when a proxy is resolved.
+
+Replay: `seek(to="beginning" | "end" | offset=N | timestamp=ms)` for one partition or all; a seek before the
+first assignment is applied when partitions are assigned. `group_id=None` reads every partition without a
+group and commits nothing. Iteration can stop at END_OF_STREAM of given streams (`until_end_of`), at the
+high watermarks seen at start (`until_high_watermark`), or after `idle_timeout` seconds without events.
+
+Bad records (not a Freight event: wrong magic byte, unknown schema id, garbage) follow `on_bad_event`:
+"raise" (an `EventDecodeError` naming topic, partition and offset; the next call continues past it),
+"skip" (counted and logged), or "dead-letter" (the raw record and the reason go to the DLQ topic).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from freight.config import FreightSettings, load_settings
+from freight.errors import ConfigError, EventDecodeError, FreightError, ObjectEvictedError
+from freight.kafka import KafkaAdmin, consumer_config, producer_config
+from freight.kafka.errors import translate_kafka_error
+from freight.schemas.events import EventKind, EvictionMode, ObjectEvent
+from freight.stream.metadata import ItemMetadata
+from freight.stream.proxy import Proxy, ProxyRef, extract
+from freight.stream.replay import Position, seek_targets
+from freight.stream.resolver import default_resolver
+
+if TYPE_CHECKING:
+    from freight.schemas.serde import EventSerde
+    from freight.stores import Store
+
+log = logging.getLogger(__name__)
+
+BadEventPolicy = Literal["raise", "skip", "dead-letter"]
+TP = tuple[str, int]
+T = TypeVar("T")
+
+
+@dataclass
+class ConsumerStats:
+    """Counters of one consumer."""
+
+    events: int = 0
+    objects: int = 0
+    end_of_streams: int = 0
+    bad_events: int = 0
+    dead_lettered: int = 0
+    evicted_skipped: int = 0
+    rebalances: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One decoded event with its metadata; `proxy` is None for END_OF_STREAM."""
+
+    event: ObjectEvent
+    metadata: ItemMetadata
+    proxy: Proxy | None
+
+
+@dataclass
+class _SeekSpec:
+    to: Position | None
+    offset: int | None
+    timestamp_ms: int | None
+    topic: str | None
+    partition: int | None
+
+    def covers(self, topic: str, partition: int) -> bool:
+        return (self.topic is None or self.topic == topic) and (
+            self.partition is None or self.partition == partition
+        )
+
+
+class _Iter(Generic[T]):
+    """An iterator that survives exceptions: after an error, `next()` continues with the next item."""
+
+    def __init__(self, step: Callable[[], T]) -> None:
+        self._step = step
+
+    def __iter__(self) -> _Iter[T]:
+        return self
+
+    def __next__(self) -> T:
+        return self._step()
+
+
+class StreamConsumer:
+    """Consume Freight streams from Kafka topics in a consumer group (see the module docstring)."""
+
+    def __init__(
+        self,
+        topics: str | Sequence[str],
+        group_id: str | None,
+        *,
+        settings: FreightSettings | None = None,
+        bootstrap: str | None = None,
+        registry_url: str | None = None,
+        stores: Iterable[Store] | None = None,
+        kafka_config: Mapping[str, Any] | None = None,
+        batch_size: int = 500,
+        poll_timeout: float = 0.5,
+        until_end_of: Iterable[str] | None = None,
+        until_high_watermark: bool = False,
+        idle_timeout: float | None = None,
+        on_bad_event: BadEventPolicy = "raise",
+        dead_letter_topic: str | None = None,
+        skip_evicted: bool = False,
+        serde: EventSerde | None = None,
+    ) -> None:
+        self.settings = settings or load_settings(kafka_bootstrap=bootstrap, schema_registry_url=registry_url)
+        self.topics = [topics] if isinstance(topics, str) else list(topics)
+        if not self.topics:
+            raise ConfigError("StreamConsumer needs at least one topic")
+        if on_bad_event not in ("raise", "skip", "dead-letter"):
+            raise ConfigError(f"on_bad_event must be 'raise', 'skip' or 'dead-letter', got {on_bad_event!r}")
+        self.group_id = group_id
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.idle_timeout = idle_timeout
+        self.on_bad_event = on_bad_event
+        self.dead_letter_topic = dead_letter_topic
+        self.skip_evicted = skip_evicted
+        self.stats = ConsumerStats()
+        self._serde = serde
+        self._until = set(until_end_of) if until_end_of is not None else None
+        self._ended: set[str] = set()
+        self._batch: deque[Message] = deque()
+        self._done: dict[TP, int] = {}  # next offset to commit per partition (items finished)
+        self._last: tuple[str, int, int] | None = None  # last item handed out, not yet finished
+        self._assigned: set[TP] = set()
+        self._ever_assigned = False
+        self._pending_seeks: list[_SeekSpec] = []
+        self._stop_at: dict[TP, int] | None = None
+        self._seen: dict[TP, int] = {}  # next offset per partition after what this consumer has read
+        self._last_store = time.monotonic()
+        self._stopped = False
+        self._dlq: Producer | None = None
+        self._admin: KafkaAdmin | None = None
+        for store in stores or ():
+            default_resolver().register(store)
+
+        overrides: dict[str, Any] = dict(kafka_config or {})
+        if until_high_watermark:
+            overrides.setdefault("enable.partition.eof", True)
+        if group_id is None:
+            overrides.update({"enable.auto.commit": False})
+        conf = consumer_config(self.settings, group_id or f"freight-replay-{uuid.uuid4().hex[:8]}", overrides)
+        self._consumer = Consumer(conf)
+        try:
+            if until_high_watermark:
+                self._stop_at = self._high_watermarks()
+            if group_id is None:
+                parts = [
+                    TopicPartition(t, p, OFFSET_BEGINNING)
+                    for t in self.topics
+                    for p in self.admin.partitions(t)
+                ]
+                self._consumer.assign(parts)
+                self._assigned = {(tp.topic, tp.partition) for tp in parts}
+                self._ever_assigned = True
+            else:
+                self._consumer.subscribe(
+                    self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+                )
+        except BaseException:
+            self._consumer.close()
+            raise
+
+    # Plumbing -----------------------------------------------------------------------------------------
+    @property
+    def serde(self) -> EventSerde:
+        if self._serde is None:
+            from freight.schemas.serde import EventSerde
+
+            self._serde = EventSerde.from_settings(self.settings)
+        return self._serde
+
+    @property
+    def admin(self) -> KafkaAdmin:
+        if self._admin is None:
+            self._admin = KafkaAdmin(self.settings)
+        return self._admin
+
+    def _high_watermarks(self) -> dict[TP, int]:
+        return {(t, p): hi for t in self.topics for p, (_lo, hi) in self.admin.watermarks(t).items()}
+
+    def assignment(self) -> list[TP]:
+        """Partitions currently assigned to this consumer."""
+        return sorted(self._assigned)
+
+    # Rebalance callbacks -------------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        for tp in partitions:
+            for spec in self._pending_seeks:
+                if spec.covers(tp.topic, tp.partition):
+                    targets = seek_targets(
+                        self.admin,
+                        tp.topic,
+                        [tp.partition],
+                        to=spec.to,
+                        offset=spec.offset,
+                        timestamp_ms=spec.timestamp_ms,
+                    )
+                    tp.offset = targets[tp.partition]
+        self._pending_seeks = [
+            s
+            for s in self._pending_seeks
+            if s.topic is not None
+            and s.partition is not None
+            and (s.topic, s.partition) not in {(tp.topic, tp.partition) for tp in partitions}
+        ]
+        consumer.assign(partitions)
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self._ever_assigned = True
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._store_done(only=revoked)
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit on revoke failed: %s", exc)
+        self._drop(revoked)
+        self._assigned -= revoked
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._drop(lost)
+        self._assigned -= lost
+
+    def _drop(self, parts: set[TP]) -> None:
+        """Forget prefetched records and unfinished bookkeeping of partitions we no longer own."""
+        self._batch = deque(m for m in self._batch if (m.topic(), m.partition()) not in parts)
+        for tp in parts:
+            self._done.pop(tp, None)
+        if self._last is not None and (self._last[0], self._last[1]) in parts:
+            self._last = None
+
+    # Offsets -------------------------------------------------------------------------------------------
+    def _finish_last(self) -> None:
+        if self._last is not None:
+            topic, partition, offset = self._last
+            self._done[(topic, partition)] = offset + 1
+            self._last = None
+
+    def _store_done(self, only: set[TP] | None = None) -> None:
+        if self.group_id is None or not self._done:
+            return
+        items = [(tp, o) for tp, o in self._done.items() if only is None or tp in only]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in items if (t, p) in self._assigned]
+        if offsets:
+            try:
+                self._consumer.store_offsets(offsets=offsets)
+            except KafkaException as exc:
+                log.debug("store_offsets skipped: %s", exc)
+        for tp, _ in items:
+            self._done.pop(tp, None)
+        self._last_store = time.monotonic()
+
+    def commit(self) -> dict[TP, int]:
+        """Mark everything handed out so far as finished and commit it synchronously."""
+        self._finish_last()
+        pending = dict(self._done)
+        self._store_done()
+        if self.group_id is None:
+            return {}
+        try:
+            result = self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError._NO_OFFSET:
+                return {}
+            raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "commit offsets") from exc
+        committed = {(tp.topic, tp.partition): tp.offset for tp in result or [] if tp.offset >= 0}
+        return committed or pending
+
+    # Replay --------------------------------------------------------------------------------------------
+    def seek(
+        self,
+        to: Position | None = None,
+        *,
+        offset: int | None = None,
+        timestamp: int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+    ) -> dict[TP, int]:
+        """Move to a position, an offset or a timestamp (epoch ms), for one partition or every one.
+
+        Returns the new offsets of the partitions moved now; partitions not yet assigned move when they are.
+        """
+        if partition is not None and topic is None:
+            if len(self.topics) != 1:
+                raise ConfigError("seek(partition=...) needs topic=... when consuming several topics")
+            topic = self.topics[0]
+        spec = _SeekSpec(to, offset, timestamp, topic, partition)
+        moved: dict[TP, int] = {}
+        targets_now = sorted(tp for tp in self._assigned if spec.covers(*tp))
+        by_topic: dict[str, list[int]] = {}
+        for t, p in targets_now:
+            by_topic.setdefault(t, []).append(p)
+        for t, parts in by_topic.items():
+            for p, o in seek_targets(
+                self.admin, t, parts, to=to, offset=offset, timestamp_ms=timestamp
+            ).items():
+                self._seek_partition(t, p, o)
+                moved[(t, p)] = o
+        if not moved:  # nothing covered is assigned yet: apply when partitions are assigned
+            self._pending_seeks.append(spec)
+        return moved
+
+    def _seek_partition(self, topic: str, partition: int, offset: int) -> None:
+        self._drop({(topic, partition)})
+        self._seen.pop((topic, partition), None)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+                return
+            except KafkaException as exc:
+                # A partition whose fetcher has not started yet refuses seeks for a moment.
+                if time.monotonic() > deadline:
+                    raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "seek") from exc
+                self._consumer.consume(0, timeout=0.05)
+
+    # The read loop ---------------------------------------------------------------------------------------
+    def _reached_stop(self) -> bool:
+        if self._until is not None and self._until and self._until <= self._ended:
+            return True
+        if self._stop_at is None or not self._ever_assigned:
+            return False
+        for tp in self._assigned:
+            stop = self._stop_at.get(tp, 0)
+            if self._seen.get(tp, -1) >= stop:
+                continue
+            if tp not in self._seen:
+                pos = self._consumer.position([TopicPartition(*tp)])[0].offset
+                if pos >= stop:
+                    continue
+            return False
+        return True
+
+    def _next_message(self, timeout: float | None) -> Message | None:
+        """The next data record (errors handled), or None when stopping or timing out."""
+        if self._stopped:
+            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            while self._batch:
+                msg = self._batch.popleft()
+                err = msg.error()
+                tp = (msg.topic() or "", msg.partition() or 0)
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        self._seen[tp] = max(self._seen.get(tp, 0), msg.offset() or 0)
+                        continue
+                    if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise ConfigError(
+                            f"topic {msg.topic()!r} does not exist; create it with `freight topics create`"
+                        )
+                    raise translate_kafka_error(KafkaException(err), self.settings.kafka_bootstrap, "consume")
+                stop = None if self._stop_at is None else self._stop_at.get(tp)
+                if stop is not None and (msg.offset() or 0) >= stop:
+                    # Past the high watermark seen at start: not handed out, so never committed.
+                    self._seen[tp] = max(self._seen.get(tp, 0), stop)
+                    continue
+                self._seen[tp] = (msg.offset() or 0) + 1
+                return msg
+            if self._reached_stop():
+                self._stopped = True
+                return None
+            if time.monotonic() - self._last_store > 0.5:
+                self._store_done()
+            remaining = (
+                self.poll_timeout if deadline is None else min(self.poll_timeout, deadline - time.monotonic())
+            )
+            if remaining <= 0:
+                return None
+            try:
+                msgs = self._consumer.consume(self.batch_size, timeout=remaining)
+            except KafkaException as exc:
+                raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "consume") from exc
+            self._store_done()
+            self._batch.extend(msgs)
+
+    def _decode(self, msg: Message) -> StreamRecord | None:
+        """Decode one record; bad ones follow `on_bad_event` (None means: skipped, read on)."""
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        value = msg.value()
+        try:
+            if value is None:
+                raise EventDecodeError(f"record at {topic}[{partition}]@{offset} has no value (a tombstone)")
+            event = self.serde.decode(topic, value)
+        except EventDecodeError as exc:
+            self.stats.bad_events += 1
+            reason = str(exc)
+            if self.on_bad_event == "raise":
+                raise EventDecodeError(
+                    f"{reason} (topic {topic!r} partition {partition} offset {offset}). The consumer moves "
+                    "past it on the next call; use on_bad_event='skip' or 'dead-letter' to keep going."
+                ) from exc
+            if self.on_bad_event == "dead-letter":
+                self._dead_letter(msg, reason)
+            else:
+                log.warning("skipping bad record at %s[%d]@%d: %s", topic, partition, offset, reason)
+            return None
+        self.stats.events += 1
+        ts = msg.timestamp()[1]
+        obj, inline = event.object, event.inline
+        meta = ItemMetadata(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp=ts,
+            stream=event.stream,
+            sequence=event.sequence,
+            producer_id=event.producer_id,
+            created_at=event.created_at,
+            metadata=event.metadata,
+            store=obj.store if obj else None,
+            key=obj.key if obj else None,
+            size=obj.size if obj else None,
+            inline=inline is not None,
+            descriptor=event.descriptor,
+            end_of_stream=event.kind is EventKind.END_OF_STREAM,
+        )
+        if event.kind is EventKind.END_OF_STREAM:
+            self.stats.end_of_streams += 1
+            self._ended.add(event.stream)
+            return StreamRecord(event, meta, None)
+        self.stats.objects += 1
+        ref = ProxyRef(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            stream=event.stream,
+            sequence=event.sequence,
+            serializer=obj.serializer if obj else inline.serializer if inline else "",
+            store=obj.store if obj else None,
+            key=obj.key if obj else None,
+            checksum=obj.checksum if obj else None,
+            descriptor=event.descriptor,
+            eviction=obj.eviction if obj else EvictionMode.WATERMARK,
+            inline=inline.data if inline else None,
+            bootstrap=self.settings.kafka_bootstrap,
+            registry_url=self.settings.schema_registry_url,
+        )
+        return StreamRecord(event, meta, Proxy(ref))
+
+    def _dead_letter(self, msg: Message, reason: str) -> None:
+        topic = self.dead_letter_topic or f"{msg.topic()}.dlq"
+        if self._dlq is None:
+            self.admin.create_topic(topic, 1)
+            self._dlq = Producer(producer_config(self.settings, {"linger.ms": 0}))
+        headers = [
+            ("freight.error", reason.encode()),
+            ("freight.source.topic", (msg.topic() or "").encode()),
+            ("freight.source.partition", str(msg.partition()).encode()),
+            ("freight.source.offset", str(msg.offset()).encode()),
+        ]
+        self._dlq.produce(topic, key=msg.key(), value=msg.value(), headers=headers)
+        if self._dlq.flush(30):
+            raise FreightError(f"could not write the bad record to dead-letter topic {topic!r}")
+        self.stats.dead_lettered += 1
+
+    def next_record(self, timeout: float | None = None, *, include_end: bool = True) -> StreamRecord | None:
+        """The next event (END_OF_STREAM included unless `include_end` is False), or None.
+
+        None means: the stop condition was reached, or nothing arrived within `timeout` (or `idle_timeout`
+        when `timeout` is None). Calling this finishes the previously returned item (its offset may commit).
+        """
+        self._finish_last()
+        wait = self.idle_timeout if timeout is None else timeout
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            msg = self._next_message(left)
+            if msg is None:
+                return None
+            self._last = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+            record = self._decode(msg)
+            if record is None:
+                continue
+            if record.proxy is None and not include_end:
+                continue
+            return record
+
+    # Public iteration API ------------------------------------------------------------------------------
+    def poll(self, timeout: float = 1.0) -> Proxy | None:
+        """The next proxy within `timeout` seconds, or None."""
+        record = self.next_record(timeout, include_end=False)
+        return None if record is None else record.proxy
+
+    def _step_record(self) -> StreamRecord:
+        record = self.next_record(include_end=False)
+        if record is None:
+            raise StopIteration
+        return record
+
+    def _step_object(self) -> tuple[ItemMetadata, Any]:
+        while True:
+            record = self._step_record()
+            assert record.proxy is not None
+            try:
+                return record.metadata, extract(record.proxy)
+            except ObjectEvictedError:
+                if not self.skip_evicted:
+                    raise
+                self.stats.evicted_skipped += 1
+
+    def __iter__(self) -> Iterator[Proxy]:
+        return _Iter(lambda: _proxy(self._step_record()))
+
+    def iter_with_metadata(self) -> Iterator[tuple[ItemMetadata, Proxy]]:
+        """(metadata, proxy) pairs, as ProxyStore's `iter_with_metadata`."""
+        return _Iter(lambda: (lambda r: (r.metadata, _proxy(r)))(self._step_record()))
+
+    def iter_objects(self) -> Iterator[Any]:
+        """Resolved objects (evicted ones raise, or are counted and skipped with `skip_evicted`)."""
+        return _Iter(lambda: self._step_object()[1])
+
+    def iter_objects_with_metadata(self) -> Iterator[tuple[ItemMetadata, Any]]:
+        return _Iter(self._step_object)
+
+    def iter_records(self) -> Iterator[StreamRecord]:
+        """Every event including END_OF_STREAM (what stream buffers consume)."""
+        return _Iter(lambda: _or_stop(self.next_record()))
+
+    def next_proxy(self, timeout: float | None = None) -> Proxy:
+        """The next proxy; raise StopIteration at the stop condition or timeout."""
+        return _proxy(_or_stop(self.next_record(timeout, include_end=False)))
+
+    def next_object(self, timeout: float | None = None) -> Any:
+        """The next resolved object; raise StopIteration at the stop condition or timeout."""
+        return extract(self.next_proxy(timeout))
+
+    # Flow control and lifecycle ----------------------------------------------------------------------------
+    def pause(self, partitions: Iterable[TP] | None = None) -> None:
+        """Stop fetching from these partitions (default: all assigned); prefetched records stay."""
+        parts = [TopicPartition(t, p) for t, p in (partitions or self._assigned)]
+        if parts:
+            self._consumer.pause(parts)
+
+    def resume(self, partitions: Iterable[TP] | None = None) -> None:
+        parts = [TopicPartition(t, p) for t, p in (partitions or self._assigned)]
+        if parts:
+            self._consumer.resume(parts)
+
+    def close(self) -> None:
+        """Commit what is finished (not the item still in hand) and leave the group."""
+        try:
+            self._store_done()
+            if self.group_id is not None:
+                try:
+                    self._consumer.commit(asynchronous=False)
+                except KafkaException as exc:
+                    if exc.args[0].code() not in (KafkaError._NO_OFFSET, KafkaError._STATE):
+                        log.warning("final commit failed: %s", exc)
+        finally:
+            self._consumer.close()
+            if self._dlq is not None:
+                self._dlq.flush(10)
+
+    def __enter__(self) -> StreamConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _proxy(record: StreamRecord) -> Proxy:
+    assert record.proxy is not None
+    return record.proxy
+
+
+def _or_stop(record: StreamRecord | None) -> StreamRecord:
+    if record is None:
+        raise StopIteration
+    return record

@@ -1,0 +1,407 @@
+"""`StreamProducer`: write objects to stores and their events to Kafka.
+
+For each object: serialize it; if it is smaller than the inline threshold, put it inside the event;
+otherwise write it to the topic's store first and put a reference in the event. Only then produce the event
+(Avro, Confluent wire format, keyed by stream id so a stream stays in one partition, in order) through an
+idempotent producer. An event therefore never points at bytes that were not written; if the event is not
+acknowledged the object is deleted again and the failure surfaces on the send's future and at the next
+`flush()`. Nothing is dropped silently: filtered sends are counted.
+
+ProxyStore's hooks are kept: `filter_` (drop an item by its metadata), `batch_size` and `aggregator`
+(combine N objects of a stream into one before storing).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from freight.config import FreightSettings, load_settings
+from freight.connectors.keys import safe_key_part
+from freight.errors import ConfigError, DeliveryError
+from freight.kafka import producer_config
+from freight.schemas.events import (
+    EventKind,
+    EvictionMode,
+    InlinePayload,
+    ObjectEvent,
+    ObjectRef,
+)
+from freight.stream.resolver import default_resolver
+
+if TYPE_CHECKING:
+    from freight.schemas.serde import EventSerde
+    from freight.stores import SerializedObject, SerializerRegistry, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPosition:
+    """Where an acknowledged event landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class ProducerStats:
+    """Counters of one producer: what moved where."""
+
+    events: int = 0
+    objects: int = 0
+    inline_objects: int = 0
+    bulk_bytes: int = 0
+    end_of_streams: int = 0
+    filtered: int = 0
+    failed: int = 0
+    acked: int = 0
+
+
+@dataclass
+class _Pending:
+    """Objects waiting for a batch to fill (batch_size > 1)."""
+
+    objects: list[Any] = field(default_factory=list)
+    metadata: list[dict[str, str]] = field(default_factory=list)
+    futures: list[Future[RecordPosition]] = field(default_factory=list)
+    evict: EvictionMode = EvictionMode.WATERMARK
+
+
+class StreamProducer:
+    """Send objects into streams on Kafka topics (see the module docstring)."""
+
+    def __init__(
+        self,
+        stores: Mapping[str | None, Store] | None = None,
+        *,
+        settings: FreightSettings | None = None,
+        bootstrap: str | None = None,
+        registry_url: str | None = None,
+        producer_id: str | None = None,
+        inline_threshold: int | None = None,
+        evict: EvictionMode | str = EvictionMode.WATERMARK,
+        filter_: Callable[[Mapping[str, str]], bool] | None = None,
+        batch_size: int = 1,
+        aggregator: Callable[[list[Any]], Any] | None = None,
+        kafka_config: Mapping[str, Any] | None = None,
+        serde: EventSerde | None = None,
+        serializers: SerializerRegistry | None = None,
+        publish_stores: bool = True,
+    ) -> None:
+        self.settings = settings or load_settings(kafka_bootstrap=bootstrap, schema_registry_url=registry_url)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.stores: dict[str | None, Store] = dict(stores or {})
+        self.producer_id = producer_id or uuid.uuid4().hex[:12]
+        self.inline_threshold = (
+            self.settings.inline_threshold if inline_threshold is None else inline_threshold
+        )
+        self.default_evict = EvictionMode.parse(evict)
+        self.filter = filter_
+        self.batch_size = batch_size
+        self.aggregator = aggregator
+        self.stats = ProducerStats()
+        self._serde = serde
+        self._serializers = serializers
+        self._publish_stores = publish_stores
+        self._published: set[str] = set()
+        self._sequences: dict[tuple[str, str], int] = {}
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._keys = itertools.count()
+        self._lock = threading.Lock()
+        self._failures: list[DeliveryError] = []
+        self._closed = False
+        for store in self.stores.values():
+            default_resolver().register(store)
+        self._producer = Producer(producer_config(self.settings, dict(kafka_config or {})))
+        self._poller = threading.Thread(target=self._poll_loop, name="freight-producer-poll", daemon=True)
+        self._poller.start()
+
+    # Plumbing -----------------------------------------------------------------------------------------
+    @property
+    def serde(self) -> EventSerde:
+        if self._serde is None:
+            from freight.schemas.serde import EventSerde
+
+            self._serde = EventSerde.from_settings(self.settings)
+        return self._serde
+
+    @property
+    def serializers(self) -> SerializerRegistry:
+        if self._serializers is None:
+            from freight.stores import SerializerRegistry
+
+            self._serializers = SerializerRegistry(allow_pickle=self.settings.allow_pickle)
+        return self._serializers
+
+    def _poll_loop(self) -> None:
+        """Serve delivery callbacks in the background so futures complete without flush()."""
+        while not self._closed:
+            self._producer.poll(0.05)
+
+    def store_for(self, topic: str) -> Store | None:
+        """The store of `topic`: its own entry, else the default (key None), else None (inline only)."""
+        return self.stores.get(topic, self.stores.get(None))
+
+    def _publish(self, store: Store) -> None:
+        if self._publish_stores and store.name not in self._published:
+            from freight.stream.catalog import StoreCatalog
+
+            StoreCatalog(self.settings, serde=self.serde).publish(store.config())
+            self._published.add(store.name)
+
+    def _next_sequence(self, topic: str, stream: str) -> int:
+        with self._lock:
+            seq = self._sequences.get((topic, stream), 0)
+            self._sequences[(topic, stream)] = seq + 1
+            return seq
+
+    # Sending ------------------------------------------------------------------------------------------
+    def send(
+        self,
+        topic: str,
+        obj: Any,
+        *,
+        stream: str = "default",
+        metadata: Mapping[str, str] | None = None,
+        evict: EvictionMode | str | None = None,
+        serializer: str | None = None,
+    ) -> Future[RecordPosition]:
+        """Store `obj` (or inline it) and produce its event; the future resolves when Kafka acknowledges.
+
+        With `batch_size` > 1 the object waits for its batch (flushed by `flush`, `end_stream`, `close`).
+        Raises at once for a store write that fails (nothing is produced then); a failed delivery fails the
+        future and is raised again by the next `flush()`.
+        """
+        self._check_open()
+        meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+        mode = self.default_evict if evict is None else EvictionMode.parse(evict)
+        if self.filter is not None and self.filter(meta):
+            self.stats.filtered += 1
+            done: Future[RecordPosition] = Future()
+            done.cancel()
+            return done
+        if self.batch_size > 1:
+            return self._enqueue(topic, stream, obj, meta, mode)
+        return self._send_one(topic, stream, obj, meta, mode, serializer)
+
+    def send_batch(
+        self,
+        topic: str,
+        objs: Iterable[Any],
+        *,
+        stream: str = "default",
+        metadata: Mapping[str, str] | None = None,
+        evict: EvictionMode | str | None = None,
+    ) -> list[Future[RecordPosition]]:
+        """Send several objects of one stream, in order."""
+        return [self.send(topic, o, stream=stream, metadata=metadata, evict=evict) for o in objs]
+
+    def _enqueue(
+        self, topic: str, stream: str, obj: Any, meta: dict[str, str], mode: EvictionMode
+    ) -> Future[RecordPosition]:
+        fut: Future[RecordPosition] = Future()
+        with self._lock:
+            pending = self._pending.setdefault((topic, stream), _Pending(evict=mode))
+            pending.objects.append(obj)
+            pending.metadata.append(meta)
+            pending.futures.append(fut)
+            full = len(pending.objects) >= self.batch_size
+        if full:
+            self._flush_pending(topic, stream)
+        return fut
+
+    def _flush_pending(self, topic: str, stream: str) -> None:
+        with self._lock:
+            pending = self._pending.pop((topic, stream), None)
+        if pending is None or not pending.objects:
+            return
+        if self.aggregator is not None:
+            merged_meta: dict[str, str] = {}
+            for m in pending.metadata:
+                merged_meta.update(m)
+            merged_meta["freight.batch_size"] = str(len(pending.objects))
+            inner = self._send_one(
+                topic, stream, self.aggregator(pending.objects), merged_meta, pending.evict
+            )
+            for fut in pending.futures:
+                _chain(inner, fut)
+            return
+        for obj, meta, fut in zip(pending.objects, pending.metadata, pending.futures, strict=True):
+            _chain(self._send_one(topic, stream, obj, meta, pending.evict), fut)
+
+    def _send_one(
+        self,
+        topic: str,
+        stream: str,
+        obj: Any,
+        meta: dict[str, str],
+        mode: EvictionMode,
+        serializer: str | None = None,
+    ) -> Future[RecordPosition]:
+        store = self.store_for(topic)
+        ser: SerializedObject = (
+            store.serialize(obj, serializer)
+            if store is not None
+            else self.serializers.serialize(obj, serializer)
+        )
+        sequence = self._next_sequence(topic, stream)
+        stored_key: str | None = None
+        if ser.nbytes < self.inline_threshold:
+            payload = (
+                b"".join(bytes(b) for b in ser.buffers) if len(ser.buffers) != 1 else bytes(ser.buffers[0])
+            )
+            event = ObjectEvent(
+                stream=stream,
+                sequence=sequence,
+                producer_id=self.producer_id,
+                inline=InlinePayload(payload, ser.serializer),
+                descriptor=ser.descriptor,
+                metadata=meta,
+            )
+            self.stats.inline_objects += 1
+        else:
+            if store is None:
+                raise ConfigError(
+                    f"no store for topic {topic!r} and the object ({ser.nbytes} bytes) is above the inline "
+                    f"threshold ({self.inline_threshold}); pass stores={{{topic!r}: store}} or a default "
+                    "store under the key None"
+                )
+            self._publish(store)
+            stored_key = f"{safe_key_part(topic)}/{self.producer_id}/{next(self._keys):012d}"
+            stored = store.put_serialized(stored_key, ser)
+            event = ObjectEvent(
+                stream=stream,
+                sequence=sequence,
+                producer_id=self.producer_id,
+                object=ObjectRef(
+                    store=store.name,
+                    key=stored.key,
+                    size=stored.size,
+                    serializer=stored.serializer,
+                    checksum=stored.checksum,
+                    eviction=mode,
+                ),
+                descriptor=stored.descriptor,
+                metadata=meta,
+            )
+            self.stats.bulk_bytes += stored.size
+        self.stats.objects += 1
+        return self._produce(topic, event, store if stored_key else None, stored_key)
+
+    def end_stream(self, topic: str, stream: str = "default") -> Future[RecordPosition]:
+        """Flush the stream's pending batch and produce its END_OF_STREAM event."""
+        self._check_open()
+        self._flush_pending(topic, stream)
+        with self._lock:
+            count = self._sequences.get((topic, stream), 0)
+        event = ObjectEvent(
+            stream=stream, sequence=count, producer_id=self.producer_id, kind=EventKind.END_OF_STREAM
+        )
+        self.stats.end_of_streams += 1
+        return self._produce(topic, event, None, None)
+
+    def _produce(
+        self, topic: str, event: ObjectEvent, store: Store | None, key: str | None
+    ) -> Future[RecordPosition]:
+        value = self.serde.encode(topic, event)
+        fut: Future[RecordPosition] = Future()
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                self.stats.acked += 1
+                fut.set_result(RecordPosition(topic, msg.partition() or 0, msg.offset() or 0))
+                return
+            self.stats.failed += 1
+            failure = DeliveryError(
+                f"Kafka did not acknowledge the event of stream {event.stream!r} #{event.sequence} on topic "
+                f"{topic!r}: {err.str()}. "
+                + ("Its stored object was deleted again. " if key else "")
+                + "Check the broker (`freight dev status`) and send it again."
+            )
+            if store is not None and key is not None:
+                try:
+                    store.evict(key)
+                except Exception:  # the evictor's orphan sweep removes it later
+                    log.warning("could not delete orphaned object %s of a failed send", key, exc_info=True)
+            with self._lock:
+                self._failures.append(failure)
+            fut.set_exception(failure)
+
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=event.stream.encode(), on_delivery=delivered)
+                break
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
+        self.stats.events += 1
+        return fut
+
+    # Lifecycle ----------------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> None:
+        """Send pending batches and wait for every event's acknowledgement; raise on any failure."""
+        with self._lock:
+            keys = list(self._pending)
+        for topic, stream in keys:
+            self._flush_pending(topic, stream)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = self._producer.flush(1.0)
+            if left == 0:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeliveryError(
+                    f"{left} event(s) still unacknowledged after {timeout:g}s; is the broker at "
+                    f"{self.settings.kafka_bootstrap} up? (`freight dev status`)"
+                )
+        with self._lock:
+            failures, self._failures = self._failures, []
+        if failures:
+            raise DeliveryError(f"{len(failures)} event(s) failed; first: {failures[0]}") from failures[0]
+
+    def close(self, *, close_stores: bool = False, timeout: float | None = None) -> None:
+        """Flush, stop the background poller; with `close_stores`, close the stores too."""
+        if self._closed:
+            return
+        try:
+            self.flush(timeout)
+        finally:
+            self._closed = True
+            self._poller.join(timeout=5)
+            if close_stores:
+                for store in {id(s): s for s in self.stores.values()}.values():
+                    store.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this StreamProducer is closed; create a new one to send more")
+
+    def __enter__(self) -> StreamProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _chain(source: Future[RecordPosition], target: Future[RecordPosition]) -> None:
+    """Complete `target` when `source` completes, with the same result or exception."""
+
+    def done(f: Future[RecordPosition]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(f.result())
+
+    source.add_done_callback(done)
