@@ -210,6 +210,20 @@ class StreamConsumer:
         """Partitions currently assigned to this consumer."""
         return sorted(self._assigned)
 
+    def wait_for_assignment(self, timeout: float = 30.0) -> list[TP]:
+        """Take part in the group (serving rebalances) until partitions are assigned or `timeout` passes.
+
+        Records fetched meanwhile are kept for iteration, nothing is handed out or committed.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            msgs = self._consumer.consume(
+                self.batch_size, timeout=min(0.1, max(deadline - time.monotonic(), 0))
+            )
+            self._batch.extend(msgs)
+            if (self._assigned and not msgs) or time.monotonic() >= deadline:
+                return self.assignment()
+
     # Rebalance callbacks -------------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1

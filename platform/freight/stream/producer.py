@@ -98,7 +98,10 @@ class StreamProducer:
         serde: EventSerde | None = None,
         serializers: SerializerRegistry | None = None,
         publish_stores: bool = True,
+        create_topics: int | None = 1,
     ) -> None:
+        """`stores` maps topic -> Store (None: the default store). `create_topics`: partitions of a topic
+        created on first send when missing (None: a missing topic is an error)."""
         self.settings = settings or load_settings(kafka_bootstrap=bootstrap, schema_registry_url=registry_url)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -115,6 +118,8 @@ class StreamProducer:
         self._serde = serde
         self._serializers = serializers
         self._publish_stores = publish_stores
+        self._create_partitions = create_topics
+        self._ready_topics: set[str] = set()
         self._published: set[str] = set()
         self._sequences: dict[tuple[str, str], int] = {}
         self._pending: dict[tuple[str, str], _Pending] = {}
@@ -250,6 +255,7 @@ class StreamProducer:
         mode: EvictionMode,
         serializer: str | None = None,
     ) -> Future[RecordPosition]:
+        self._ensure_topic(topic)
         store = self.store_for(topic)
         ser: SerializedObject = (
             store.serialize(obj, serializer)
@@ -303,6 +309,7 @@ class StreamProducer:
     def end_stream(self, topic: str, stream: str = "default") -> Future[RecordPosition]:
         """Flush the stream's pending batch and produce its END_OF_STREAM event."""
         self._check_open()
+        self._ensure_topic(topic)
         self._flush_pending(topic, stream)
         with self._lock:
             count = self._sequences.get((topic, stream), 0)
@@ -311,6 +318,23 @@ class StreamProducer:
         )
         self.stats.end_of_streams += 1
         return self._produce(topic, event, None, None)
+
+    def _ensure_topic(self, topic: str) -> None:
+        """Create a missing topic (with `create_topics` partitions) once, or say how to create it."""
+        if topic in self._ready_topics:
+            return
+        from freight.kafka import KafkaAdmin
+
+        admin = KafkaAdmin(self.settings)
+        if not admin.topic_exists(topic):
+            if self._create_partitions is None:
+                raise ConfigError(
+                    f"topic {topic!r} does not exist; create it with `freight topics create {topic} -p N` or "
+                    "pass create_topics=N to StreamProducer"
+                )
+            if admin.create_topic(topic, self._create_partitions):
+                log.info("created topic %s with %d partition(s)", topic, self._create_partitions)
+        self._ready_topics.add(topic)
 
     def _produce(
         self, topic: str, event: ObjectEvent, store: Store | None, key: str | None
