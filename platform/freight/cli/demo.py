@@ -20,5 +20,5 @@ def demo_cmd(
     ),
     keep_services: Annotated[bool, typer.Option(help="Leave the services it started running.")] = False,
 ) -> None:
-    """Start local Kafka, stream records through a consumer group, replay from offset 0, verify, stop."""
+    """Stream numpy arrays through local Kafka + a file store, two groups, a replay, verified; then stop."""
     run_demo(state_dir=state_dir, keep_services=keep_services)
