@@ -191,7 +191,7 @@ def run_demo(*, state_dir: Path, keep_services: bool = False, arrays: int = 48, 
                 ]
             )
         print_table(
-            f"Freight demo: {arrays} numpy arrays ({total_mib:.0f} MiB) on topic {topic}, file store, 3 partitions",
+            f"Freight demo: {arrays} numpy arrays ({total_mib:.0f} MiB), topic {topic}, file store",
             [
                 "process",
                 "pid",
@@ -204,7 +204,7 @@ def run_demo(*, state_dir: Path, keep_services: bool = False, arrays: int = 48, 
                 "MiB/s",
             ],
             rows,
-            caption="events = Kafka records (objects + END_OF_STREAM); bulk bytes go store <-> resolving process",
+            caption="events: Kafka records (objects + END_OF_STREAM); bulk bytes: store <-> resolver",
         )
         store.evict_batch([k.key for k in store.connector.list()])
         KafkaAdmin(settings).delete_topics([topic])
