@@ -1,0 +1,680 @@
+"""The pipeline runner: a bounded window of items flowing through stages, with offsets committed behind them.
+
+Life of an item. The reader takes a slot in the window, pulls the next `SourceItem` and hands it to the
+first stage. Item stages run `concurrency` workers over an inbox; batch stages collect items and flush
+batches (see `BatchStage`). The result of the last stage goes to the collector: in ordered mode a reorder
+buffer releases results by sequence number, in as-completed mode they go out at once. The item is done, and
+its slot free, once the caller asked for the result after it (at-least-once: a result being processed by the
+caller when the process dies is replayed), or when it was filtered, skipped or dead-lettered.
+
+Bounds. At most `max_in_flight` items are admitted and not done, wherever they are: inboxes, calls in flight,
+pending batches, the reorder buffer, the output queue and the caller's hands. So a slow item in ordered mode
+holds back at most `max_in_flight - 1` finished ones. When the window is full the reader stops pulling and
+calls `source.pause()`; it calls `source.resume()` and pulls again once at most `resume_at` items remain.
+
+Offsets. Every admitted item is registered with an `OffsetTracker`; a committer task commits, per partition,
+one past the contiguous done prefix (coalesced over `commit_interval`), and a final commit runs when the run
+ends, however it ends. A commit never runs concurrently with another, so committed offsets only move forward.
+
+The engine never inspects item values (they may be lazy proxies): it only passes them to stage functions and
+tests results for `is None`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from freight.errors import ConfigError, PipelineError
+from freight.pipeline.errors import ErrorReport, FinalAction, Retry, StageError, final_action
+from freight.pipeline.offsets import OffsetTracker
+from freight.pipeline.source import DeadLetterSink, PartitionKey, PipelineSource, SourceItem
+from freight.pipeline.stages import BatchStage, RunOptions, Stage
+
+logger = logging.getLogger("freight.pipeline")
+
+O = TypeVar("O")
+
+_END = object()
+_FAILED = object()
+
+
+@dataclass
+class PipelineStats:
+    """Live counters of a run; the `max_*` fields are peaks, for checking bounds."""
+
+    admitted: int = 0
+    yielded: int = 0
+    filtered: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    retries: int = 0
+    batches: int = 0
+    pauses: int = 0
+    resumes: int = 0
+    commits: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    max_reorder: int = 0
+    max_queued: int = 0
+    errors_by_stage: dict[str, int] = field(default_factory=dict)
+
+
+class _Env:
+    """An admitted item on its way through the stages (value: the current stage's input)."""
+
+    __slots__ = ("item", "seq", "value")
+
+    def __init__(self, seq: int, item: SourceItem[Any]) -> None:
+        self.seq = seq
+        self.item = item
+        self.value: Any = item.value
+
+
+class _Batcher:
+    """Items waiting for a batch, with their arrival times."""
+
+    __slots__ = ("arrived", "pending", "wake")
+
+    def __init__(self) -> None:
+        self.pending: deque[_Env] = deque()
+        self.arrived: deque[float] = deque()
+        self.wake = asyncio.Event()
+
+
+def default_window(stages: tuple[Stage[Any, Any], ...]) -> int:
+    """max(64, 2 x the largest batch max_size, 2 x the largest concurrency)."""
+    sizes = [s.max_size for s in stages if isinstance(s, BatchStage)]
+    return max(64, 2 * max(sizes, default=0), 2 * max(s.concurrency for s in stages))
+
+
+class PipelineRun(Generic[O]):
+    """One run of a pipeline over a source: `async for result in run`, `await run.collect()`.
+
+    Iterate it once. Leaving the loop early (break, exception) stops the run and commits the done prefix
+    when the iterator is closed; `async with pipeline(source) as run:` makes that deterministic. Errors under
+    the `fail` policy raise `StageError`; a failing source, dead-letter sink or commit raises its error.
+    """
+
+    def __init__(
+        self, stages: tuple[Stage[Any, Any], ...], source: PipelineSource[Any], options: RunOptions
+    ) -> None:
+        self._stages = stages
+        self._source = source
+        self._ordered = options.mode == "ordered"
+        self.mode = options.mode
+        window = options.max_in_flight if options.max_in_flight is not None else default_window(stages)
+        largest = max((s.max_size for s in stages if isinstance(s, BatchStage)), default=1)
+        if window < largest:
+            raise ConfigError(
+                f"max_in_flight ({window}) is smaller than the largest batch max_size ({largest}): "
+                "such batches could never fill; raise max_in_flight or lower max_size"
+            )
+        self.max_in_flight = window
+        self.resume_at = options.resume_at if options.resume_at is not None else window // 2
+        if self.resume_at >= window:
+            raise ConfigError(f"resume_at ({self.resume_at}) must be below max_in_flight ({window})")
+        needs_sink = [s.name for s in stages if final_action(s.on_error) == "dead_letter"]
+        if needs_sink and options.dead_letter is None:
+            raise ConfigError(
+                f"stage(s) {', '.join(map(repr, needs_sink))} dead-letter failed items: "
+                "pass dead_letter=<DeadLetterSink> to run the pipeline"
+            )
+        self._sink: DeadLetterSink | None = options.dead_letter
+        self._commit_interval = float(options.commit_interval)
+
+        self.stats = PipelineStats()
+        self.errors: deque[ErrorReport] = deque(maxlen=options.max_error_reports)
+        self.tracker = OffsetTracker()
+
+        n = len(stages)
+        self._batch_idx = [i for i, s in enumerate(stages) if isinstance(s, BatchStage)]
+        self._batchers: list[_Batcher | None] = [
+            _Batcher() if isinstance(s, BatchStage) else None for s in stages
+        ]
+        self._inboxes: list[asyncio.Queue[_Env] | None] = [
+            None if isinstance(s, BatchStage) else asyncio.Queue() for s in stages
+        ]
+        self._upstream = [0] * n  # per batch stage: admitted items not yet there and not dropped
+        self._output: asyncio.Queue[Any] = asyncio.Queue()
+        self._ready: dict[int, _Env | None] = {}  # ordered mode: reorder buffer (None: dropped item)
+        self._next_seq = 0
+        self._seq = 0
+        self._used = 0
+        self._room = asyncio.Event()
+        self._reader_blocked = False
+        self._exhausted = False  # no more input will be admitted
+        self._ended = False
+        self._fail_seq: int | None = None  # ordered mode: the earliest item that failed under `fail`
+        self._pending_error: StageError | None = None
+        self._error: BaseException | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reader: asyncio.Task[Any] | None = None
+        self._committer: asyncio.Task[Any] | None = None
+        self._commit_lock = asyncio.Lock()
+        self._commit_wanted = asyncio.Event()
+        self._iterator: AsyncIterator[O] | None = None
+        self._started = False
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the caller's side ---------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[O]:
+        if self._iterator is not None:
+            raise PipelineError("a PipelineRun can be iterated only once; run the pipeline again")
+        self._iterator = self._iterate()
+        return self._iterator
+
+    async def collect(self) -> list[O]:
+        """All results, as a list (in input order in ordered mode)."""
+        return [result async for result in self]
+
+    async def __aenter__(self) -> PipelineRun[O]:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the run: cancel the work in flight and commit the done prefix."""
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+        await self._shutdown()
+
+    @property
+    def in_flight(self) -> int:
+        """Items admitted and not yet done."""
+        return self._used
+
+    @property
+    def committed(self) -> dict[PartitionKey, int]:
+        """Positions handed to `source.commit` so far (next offset to read, per partition)."""
+        return self.tracker.committed()
+
+    async def _iterate(self) -> AsyncIterator[O]:
+        self._start()
+        try:
+            while True:
+                signal = await self._output.get()
+                if signal is _END:
+                    return
+                if signal is _FAILED:
+                    await self._raise_failure()
+                env: _Env = signal
+                self.stats.yielded += 1
+                yield env.value
+                self._mark_done(env)
+                self._release_slot()
+        finally:
+            await self._shutdown()
+
+    async def _raise_failure(self) -> None:
+        error = self._error
+        assert error is not None
+        try:
+            await self._shutdown()
+        except Exception as commit_error:
+            error.add_note(f"the final offset commit failed too: {commit_error}")
+            logger.error("final commit after a pipeline failure failed: %s", commit_error)
+        raise error
+
+    # -- start and stop ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            if not self._closed and task is not self._reader:
+                # Only shutdown cancels workers; a stage that raised CancelledError must not vanish quietly.
+                self._fatal(PipelineError("a pipeline task was cancelled while the run was still going"))
+            return
+        error = task.exception()
+        if error is not None:
+            self._fatal(error)
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        self._reader = self._spawn(self._read())
+        for i, stg in enumerate(self._stages):
+            if isinstance(stg, BatchStage):
+                self._spawn(self._batch_loop(i, stg))
+            else:
+                for _ in range(stg.concurrency):
+                    self._spawn(self._work(i, stg))
+        self._committer = self._spawn(self._commit_loop())
+
+    def _fatal(self, error: BaseException) -> None:
+        """Stop at once and make the caller raise `error` (the first one wins)."""
+        if self._error is None:
+            self._error = error
+        self._stop_input()
+        self._output.put_nowait(_FAILED)
+
+    def _stop_input(self) -> None:
+        self._exhausted = True
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+        self._wake_batchers()
+
+    async def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._exhausted = True
+        while True:
+            busy = [t for t in self._tasks if t is not self._committer and not t.done()]
+            if not busy:
+                break
+            for task in busy:
+                task.cancel()
+            await asyncio.gather(*busy, return_exceptions=True)
+        async with self._commit_lock:  # let a commit in progress finish; never cancel one midway
+            if self._committer is not None:
+                self._committer.cancel()
+                await asyncio.gather(self._committer, return_exceptions=True)
+            if self._started:
+                await self._commit_now()
+
+    # -- admission -----------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        iterator = aiter(self._source)
+        try:
+            while not self._exhausted:
+                if self._used >= self.max_in_flight:
+                    await self._wait_for_room()
+                    if self._exhausted:
+                        break
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                self._admit(item)
+        finally:
+            self._exhausted = True
+            self._wake_batchers()
+            self._check_end()
+
+    async def _wait_for_room(self) -> None:
+        self._reader_blocked = True
+        self.stats.pauses += 1
+        self._source.pause()
+        self._wake_batchers()
+        try:
+            while self._used > self.resume_at and not self._exhausted:
+                self._room.clear()
+                await self._room.wait()
+        finally:
+            self._reader_blocked = False
+            self.stats.resumes += 1
+            self._source.resume()
+
+    def _admit(self, item: SourceItem[Any]) -> None:
+        self.tracker.register(item.partition_key, item.offset)
+        env = _Env(self._seq, item)
+        self._seq += 1
+        self._used += 1
+        stats = self.stats
+        stats.admitted += 1
+        stats.in_flight = self._used
+        if self._used > stats.max_in_flight:
+            stats.max_in_flight = self._used
+        for b in self._batch_idx:
+            self._upstream[b] += 1
+        self._deliver(env, 0)
+
+    def _release_slot(self) -> None:
+        self._used -= 1
+        self.stats.in_flight = self._used
+        if self._reader_blocked and self._used <= self.resume_at:
+            self._room.set()
+        self._check_end()
+
+    def _check_end(self) -> None:
+        if (
+            self._exhausted
+            and self._used == 0
+            and not self._ended
+            and self._error is None
+            and self._fail_seq is None
+        ):
+            self._ended = True
+            self._output.put_nowait(_END)
+
+    # -- moving items between stages -----------------------------------------------------------------
+
+    def _deliver(self, env: _Env, i: int) -> None:
+        batcher = self._batchers[i]
+        if batcher is not None:
+            self._upstream[i] -= 1
+            assert self._loop is not None
+            batcher.pending.append(env)
+            batcher.arrived.append(self._loop.time())
+            depth = len(batcher.pending)
+            batcher.wake.set()
+        else:
+            inbox = self._inboxes[i]
+            assert inbox is not None
+            inbox.put_nowait(env)
+            depth = inbox.qsize()
+        if depth > self.stats.max_queued:
+            self.stats.max_queued = depth
+
+    def _forward(self, env: _Env, i: int, value: Any) -> None:
+        """Stage `i` produced `value` for `env`: pass it on, or filter the item (None)."""
+        if self._abandoned(env):
+            self._abandon(env, i)
+            return
+        if value is None:
+            self.stats.filtered += 1
+            self._drop(env, i)
+            return
+        env.value = value
+        if i + 1 < len(self._stages):
+            self._deliver(env, i + 1)
+        else:
+            self._arrive(env.seq, env)
+
+    def _leave(self, i: int) -> None:
+        """An item leaves the pipeline at stage `i`: batch stages after it stop expecting it."""
+        for b in self._batch_idx:
+            if b > i:
+                self._upstream[b] -= 1
+                batcher = self._batchers[b]
+                assert batcher is not None
+                batcher.wake.set()
+
+    def _drop(self, env: _Env, i: int) -> None:
+        """The item is done without a result (filtered, skipped, dead-lettered)."""
+        self._leave(i)
+        self._mark_done(env)
+        self._arrive(env.seq, None)
+
+    def _abandoned(self, env: _Env) -> bool:
+        """After a failure: work that must not go on (it is left unfinished, so it will be replayed)."""
+        if self._error is not None:
+            return True
+        return self._fail_seq is not None and env.seq > self._fail_seq
+
+    def _abandon(self, env: _Env, i: int) -> None:
+        self._leave(i)
+
+    def _wake_batchers(self) -> None:
+        for batcher in self._batchers:
+            if batcher is not None:
+                batcher.wake.set()
+
+    def _mark_done(self, env: _Env) -> None:
+        if self.tracker.done(env.item.partition_key, env.item.offset):
+            self._commit_wanted.set()
+
+    # -- collecting results --------------------------------------------------------------------------
+
+    def _arrive(self, seq: int, env: _Env | None) -> None:
+        if not self._ordered:
+            if env is None:
+                self._release_slot()
+            else:
+                self._output.put_nowait(env)
+            return
+        self._ready[seq] = env
+        if len(self._ready) > self.stats.max_reorder:
+            self.stats.max_reorder = len(self._ready)
+        self._advance()
+
+    def _advance(self) -> None:
+        ready = self._ready
+        while True:
+            if self._fail_seq is not None and self._next_seq == self._fail_seq:
+                if self._error is None:
+                    self._error = self._pending_error
+                self._output.put_nowait(_FAILED)
+                return
+            if self._next_seq not in ready:
+                return
+            env = ready.pop(self._next_seq)
+            self._next_seq += 1
+            if env is None:
+                self._release_slot()
+            else:
+                self._output.put_nowait(env)
+
+    # -- running stages ------------------------------------------------------------------------------
+
+    async def _work(self, i: int, stg: Stage[Any, Any]) -> None:
+        inbox = self._inboxes[i]
+        assert inbox is not None
+        while True:
+            env = await inbox.get()
+            if self._abandoned(env):
+                self._abandon(env, i)
+                continue
+            ok, value = await self._invoke(i, stg, env.value, (env,))
+            if ok:
+                self._forward(env, i, value)
+
+    def _flush_due(self, i: int, stg: BatchStage[Any, Any], batcher: _Batcher) -> bool:
+        size = len(batcher.pending)
+        if size == 0:
+            return False
+        if size >= stg.max_size:
+            return True
+        if self._exhausted and self._upstream[i] == 0:
+            return True  # the input ended: the final partial batch goes now
+        assert self._loop is not None
+        if self._loop.time() - batcher.arrived[0] >= stg.max_wait:
+            return True
+        return size >= stg.min_size and self._upstream[i] == 0 and self._reader_blocked
+
+    async def _batch_loop(self, i: int, stg: BatchStage[Any, Any]) -> None:
+        batcher = self._batchers[i]
+        assert batcher is not None and self._loop is not None
+        slots = asyncio.Semaphore(stg.concurrency)
+        while True:
+            while not self._flush_due(i, stg, batcher):
+                batcher.wake.clear()
+                if batcher.pending:
+                    remaining = batcher.arrived[0] + stg.max_wait - self._loop.time()
+                    try:
+                        async with asyncio.timeout(max(remaining, 0.0)):
+                            await batcher.wake.wait()
+                    except TimeoutError:
+                        pass
+                else:
+                    await batcher.wake.wait()
+            await slots.acquire()
+            envs: list[_Env] = []
+            while batcher.pending and len(envs) < stg.max_size:
+                env = batcher.pending.popleft()
+                batcher.arrived.popleft()
+                if self._abandoned(env):
+                    self._abandon(env, i)
+                else:
+                    envs.append(env)
+            if not envs:
+                slots.release()
+                continue
+            self._spawn(self._run_batch(i, stg, envs, slots))
+
+    async def _run_batch(
+        self, i: int, stg: BatchStage[Any, Any], envs: list[_Env], slots: asyncio.Semaphore
+    ) -> None:
+        self.stats.batches += 1
+        try:
+            ok, results = await self._invoke(i, stg, [env.value for env in envs], envs)
+        finally:
+            slots.release()
+        if ok:
+            for env, value in zip(envs, results, strict=True):
+                self._forward(env, i, value)
+
+    async def _invoke(
+        self, i: int, stg: Stage[Any, Any], arg: Any, envs: tuple[_Env, ...] | list[_Env]
+    ) -> tuple[bool, Any]:
+        """Call the stage with its error policy: (True, result) or (False, None) once the policy acted."""
+        policy = stg.on_error
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if stg.timeout is None:
+                    return True, await stg.call(arg)
+                deadline = asyncio.timeout(stg.timeout)
+                try:
+                    async with deadline:
+                        return True, await stg.call(arg)
+                except TimeoutError as exc:
+                    if not deadline.expired():
+                        raise
+                    raise TimeoutError(f"stage {stg.name!r} took longer than {stg.timeout}s") from exc
+            except Exception as exc:
+                if (
+                    isinstance(policy, Retry)
+                    and attempt < policy.attempts
+                    and isinstance(exc, policy.retry_on)
+                    and not all(self._abandoned(env) for env in envs)
+                ):
+                    self.stats.retries += 1
+                    delay = policy.delay(attempt)
+                    logger.info(
+                        "stage %r: attempt %d on %s failed (%s: %s); retrying in %.3gs",
+                        stg.name,
+                        attempt,
+                        _where(envs[0].item),
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+                    await policy.sleep(delay)
+                    continue
+                await self._give_up(i, stg, envs, exc, attempt, final_action(policy))
+                return False, None
+
+    async def _give_up(
+        self,
+        i: int,
+        stg: Stage[Any, Any],
+        envs: tuple[_Env, ...] | list[_Env],
+        exc: Exception,
+        attempts: int,
+        action: FinalAction,
+    ) -> None:
+        live = []
+        for env in envs:
+            if self._abandoned(env):
+                self._abandon(env, i)
+            else:
+                live.append(env)
+        if not live:
+            return
+        first = min(live, key=lambda env: env.seq)
+        template = ErrorReport.from_exception(
+            exc,
+            stage=stg.name,
+            partition_key=first.item.partition_key,
+            offset=first.item.offset,
+            attempts=attempts,
+            action=action,
+            batch_size=len(envs),
+        )
+        by_stage = self.stats.errors_by_stage
+        by_stage[stg.name] = by_stage.get(stg.name, 0) + len(live)
+        if action == "fail":
+            self.errors.append(template)
+            self._fail(first, live, template, exc)
+            return
+        for env in live:
+            report = (
+                template
+                if env is first
+                else dataclasses.replace(template, partition_key=env.item.partition_key, offset=env.item.offset)
+            )
+            self.errors.append(report)
+            if action == "skip":
+                self.stats.skipped += 1
+                logger.warning(
+                    "stage %r skipped %s after %d attempt(s): %s: %s",
+                    stg.name,
+                    report.where(),
+                    attempts,
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                assert self._sink is not None
+                try:
+                    await self._sink.send(env.item, report)
+                except Exception as sink_error:
+                    raise PipelineError(
+                        f"the dead-letter sink failed for {report.where()} (stage {stg.name!r}): {sink_error}"
+                    ) from sink_error
+                self.stats.dead_lettered += 1
+                logger.warning(
+                    "stage %r dead-lettered %s after %d attempt(s): %s: %s",
+                    stg.name,
+                    report.where(),
+                    attempts,
+                    type(exc).__name__,
+                    exc,
+                )
+            self._drop(env, i)
+
+    def _fail(self, first: _Env, live: list[_Env], report: ErrorReport, exc: Exception) -> None:
+        """The `fail` policy: stop admitting; raise at the item's position (ordered) or at once."""
+        self.stats.failed += len(live)
+        error = StageError(report)
+        error.__cause__ = exc
+        if not self._ordered:
+            self._fatal(error)
+            return
+        if self._fail_seq is None or first.seq < self._fail_seq:
+            self._fail_seq = first.seq
+            self._pending_error = error
+        self._stop_input()
+        self._advance()
+
+    # -- offsets -------------------------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            if self._commit_interval:
+                await asyncio.sleep(self._commit_interval)
+            self._commit_wanted.clear()
+            async with self._commit_lock:
+                await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        positions = self.tracker.uncommitted()
+        if not positions:
+            return
+        try:
+            await self._source.commit(positions)
+        except Exception as exc:
+            raise PipelineError(f"committing offsets {positions} failed: {exc}") from exc
+        self.tracker.mark_committed(positions)
+        self.stats.commits += 1
+
+
+def _where(item: SourceItem[Any]) -> str:
+    topic, partition = item.partition_key
+    return f"{topic}[{partition}]@{item.offset}"
