@@ -65,6 +65,7 @@ __all__ = [
     "PipelineSource",
     "PipelineStats",
     "Retry",
+    "RunOptions",
     "SourceItem",
     "Stage",
     "StageError",

@@ -14,6 +14,7 @@ This module imports nothing from Dask: the client is passed in, so `freight.pipe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from collections.abc import Callable
@@ -94,10 +95,8 @@ async def _wait_threadsafe(future: Any) -> Any:
             outcome: tuple[bool, Any] = (True, fut.result())
         except BaseException as exc:  # the task's own error (or cancellation), re-raised in the pipeline
             outcome = (False, exc)
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: the run that waited for it is gone
             loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:
-            pass  # the event loop is closed: the run that waited for this result is gone
 
     future.add_done_callback(on_done)
     try:

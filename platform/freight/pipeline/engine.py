@@ -26,7 +26,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -39,7 +39,7 @@ from freight.pipeline.stages import BatchStage, RunOptions, Stage
 
 logger = logging.getLogger("freight.pipeline")
 
-O = TypeVar("O")
+Out = TypeVar("Out")
 
 _END = object()
 _FAILED = object()
@@ -95,7 +95,7 @@ def default_window(stages: tuple[Stage[Any, Any], ...]) -> int:
     return max(64, 2 * max(sizes, default=0), 2 * max(s.concurrency for s in stages))
 
 
-class PipelineRun(Generic[O]):
+class PipelineRun(Generic[Out]):
     """One run of a pipeline over a source: `async for result in run`, `await run.collect()`.
 
     Iterate it once. Leaving the loop early (break, exception) stops the run and commits the done prefix
@@ -160,24 +160,24 @@ class PipelineRun(Generic[O]):
         self._committer: asyncio.Task[Any] | None = None
         self._commit_lock = asyncio.Lock()
         self._commit_wanted = asyncio.Event()
-        self._iterator: AsyncIterator[O] | None = None
+        self._iterator: AsyncGenerator[Out, None] | None = None
         self._started = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the caller's side ---------------------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[O]:
+    def __aiter__(self) -> AsyncIterator[Out]:
         if self._iterator is not None:
             raise PipelineError("a PipelineRun can be iterated only once; run the pipeline again")
         self._iterator = self._iterate()
         return self._iterator
 
-    async def collect(self) -> list[O]:
+    async def collect(self) -> list[Out]:
         """All results, as a list (in input order in ordered mode)."""
         return [result async for result in self]
 
-    async def __aenter__(self) -> PipelineRun[O]:
+    async def __aenter__(self) -> PipelineRun[Out]:
         return self
 
     async def __aexit__(
@@ -188,7 +188,7 @@ class PipelineRun(Generic[O]):
     async def aclose(self) -> None:
         """Stop the run: cancel the work in flight and commit the done prefix."""
         if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
+            await self._iterator.aclose()
         await self._shutdown()
 
     @property
@@ -201,7 +201,7 @@ class PipelineRun(Generic[O]):
         """Positions handed to `source.commit` so far (next offset to read, per partition)."""
         return self.tracker.committed()
 
-    async def _iterate(self) -> AsyncIterator[O]:
+    async def _iterate(self) -> AsyncGenerator[Out, None]:
         self._start()
         try:
             while True:
@@ -606,7 +606,9 @@ class PipelineRun(Generic[O]):
             report = (
                 template
                 if env is first
-                else dataclasses.replace(template, partition_key=env.item.partition_key, offset=env.item.offset)
+                else dataclasses.replace(
+                    template, partition_key=env.item.partition_key, offset=env.item.offset
+                )
             )
             self.errors.append(report)
             if action == "skip":

@@ -82,7 +82,7 @@ def normalize_policy(policy: object) -> Retry | FinalAction:
     if policy == "dead-letter":
         return "dead_letter"
     if policy in _ACTIONS:
-        return policy  # type: ignore[return-value]
+        return policy
     raise ConfigError(
         f"unknown on_error policy {policy!r}; use 'fail', 'skip', 'dead_letter', 'retry' or Retry(...)"
     )

@@ -39,8 +39,8 @@ class OffsetTracker:
             part = self._parts[key] = _Partition()
         elif part.last is not None and offset <= part.last:
             raise PipelineError(
-                f"offsets of {key[0]}[{key[1]}] went backwards: {offset} after {part.last}; a source must hand "
-                "out each partition's items in increasing offset order (restart the pipeline after a seek)"
+                f"offsets of {key[0]}[{key[1]}] went backwards: {offset} after {part.last}; a source "
+                "must hand out each partition's items in increasing offset order (restart after a seek)"
             )
         part.pending.append(offset)
         part.last = offset

@@ -1,4 +1,4 @@
-"""What a pipeline reads from and where its failed items go: the `PipelineSource` and `DeadLetterSink` protocols.
+"""What a pipeline reads from and where failed items go: the `PipelineSource` and `DeadLetterSink` protocols.
 
 A pipeline pulls `SourceItem`s from a `PipelineSource`, tells it to `pause()` when its bounded window is full
 and to `resume()` once it has drained, and `commit()`s per partition the offset one past the contiguous prefix

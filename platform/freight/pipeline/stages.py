@@ -29,16 +29,16 @@ from freight.pipeline.source import DeadLetterSink, PipelineSource
 if TYPE_CHECKING:
     from freight.pipeline.engine import PipelineRun
 
-I = TypeVar("I")  # noqa: E741 - input type of a stage
-O = TypeVar("O")
-O2 = TypeVar("O2")
+In = TypeVar("In")  # a stage's input item type
+Out = TypeVar("Out")  # its result type
+Next = TypeVar("Next")  # the result type of what follows it
 A = TypeVar("A")
 R = TypeVar("R")
 
 Mode = Literal["ordered", "as_completed"]
 MODES: tuple[Mode, ...] = ("ordered", "as_completed")
 
-Source = PipelineSource[I] | AsyncIterable[I] | Iterable[I]
+Source = PipelineSource[In] | AsyncIterable[In] | Iterable[In]
 """What a pipeline runs over: a `PipelineSource` (StreamConsumer), an async iterable or a plain iterable."""
 
 DEFAULT_CONCURRENCY = 8
@@ -77,7 +77,7 @@ def _check_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
-class Stage(Generic[I, O]):
+class Stage(Generic[In, Out]):
     """One processing step. Use the `stage` / `batch_stage` decorators rather than this class."""
 
     def __init__(
@@ -118,18 +118,18 @@ class Stage(Generic[I, O]):
         return await self._apply(arg)
 
     @property
-    def pipeline(self) -> Pipeline[I, O]:
+    def pipeline(self) -> Pipeline[In, Out]:
         """This stage alone, as a pipeline."""
         return Pipeline((self,))
 
-    def __or__(self, other: Stage[O, O2] | Pipeline[O, O2]) -> Pipeline[I, O2]:
+    def __or__(self, other: Stage[Out, Next] | Pipeline[Out, Next]) -> Pipeline[In, Next]:
         return self.pipeline | other
 
-    def __call__(self, source: Source[I], **options: Any) -> PipelineRun[O]:
+    def __call__(self, source: Source[In], **options: Any) -> PipelineRun[Out]:
         """Run this stage alone over `source` (see `Pipeline.run` for the options)."""
         return self.pipeline.run(source, **options)
 
-    def as_completed(self, source: Source[I], **options: Any) -> PipelineRun[O]:
+    def as_completed(self, source: Source[In], **options: Any) -> PipelineRun[Out]:
         """Run this stage alone, yielding results in completion order."""
         return self.pipeline.run(source, mode="as_completed", **options)
 
@@ -137,11 +137,11 @@ class Stage(Generic[I, O]):
         return f"{type(self).__name__}({self.name!r}, concurrency={self.concurrency})"
 
 
-class ItemStage(Stage[I, O]):
+class ItemStage(Stage[In, Out]):
     """A stage whose function takes one item and returns its result (None filters the item)."""
 
 
-class BatchStage(Stage[I, O]):
+class BatchStage(Stage[In, Out]):
     """A stage whose function takes a list of items and returns one result per item, in order.
 
     A pending batch is flushed to the function when a concurrency slot is free and one of these holds:
@@ -206,28 +206,28 @@ class BatchStage(Stage[I, O]):
 
 class _StageDecorator(Protocol):
     @overload
-    def __call__(self, fn: Callable[[I], Awaitable[O | None]], /) -> ItemStage[I, O]: ...  # type: ignore[overload-overlap]
+    def __call__(self, fn: Callable[[In], Awaitable[Out | None]], /) -> ItemStage[In, Out]: ...
 
     @overload
-    def __call__(self, fn: Callable[[I], O | None], /) -> ItemStage[I, O]: ...
+    def __call__(self, fn: Callable[[In], Out | None], /) -> ItemStage[In, Out]: ...
 
 
 class _BatchDecorator(Protocol):
     @overload
-    def __call__(  # type: ignore[overload-overlap]
-        self, fn: Callable[[list[I]], Awaitable[Sequence[O | None]]], /
-    ) -> BatchStage[I, O]: ...
+    def __call__(
+        self, fn: Callable[[list[In]], Awaitable[Sequence[Out | None]]], /
+    ) -> BatchStage[In, Out]: ...
 
     @overload
-    def __call__(self, fn: Callable[[list[I]], Sequence[O | None]], /) -> BatchStage[I, O]: ...
+    def __call__(self, fn: Callable[[list[In]], Sequence[Out | None]], /) -> BatchStage[In, Out]: ...
 
 
 @overload
-def stage(fn: Callable[[I], Awaitable[O | None]], /) -> ItemStage[I, O]: ...  # type: ignore[overload-overlap]
+def stage(fn: Callable[[In], Awaitable[Out | None]], /) -> ItemStage[In, Out]: ...
 
 
 @overload
-def stage(fn: Callable[[I], O | None], /) -> ItemStage[I, O]: ...
+def stage(fn: Callable[[In], Out | None], /) -> ItemStage[In, Out]: ...
 
 
 @overload
@@ -297,7 +297,7 @@ def batch_stage(
             executor=executor,
         )
 
-    return make  # type: ignore[return-value]
+    return make
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ class RunOptions:
             raise ConfigError("dead_letter must have an async send(item, report) method (a DeadLetterSink)")
 
 
-class Pipeline(Generic[I, O]):
+class Pipeline(Generic[In, Out]):
     """Stages in sequence, with default run options. Build with `|`; run by calling it on a source."""
 
     def __init__(self, stages: Sequence[Stage[Any, Any]], options: RunOptions | None = None) -> None:
@@ -353,7 +353,7 @@ class Pipeline(Generic[I, O]):
         self.stages: tuple[Stage[Any, Any], ...] = tuple(stages)
         self.options = options or RunOptions()
 
-    def __or__(self, other: Stage[O, O2] | Pipeline[O, O2]) -> Pipeline[I, O2]:
+    def __or__(self, other: Stage[Out, Next] | Pipeline[Out, Next]) -> Pipeline[In, Next]:
         if isinstance(other, Stage):
             return Pipeline((*self.stages, other), self.options)
         if isinstance(other, Pipeline):
@@ -369,9 +369,9 @@ class Pipeline(Generic[I, O]):
         dead_letter: DeadLetterSink | None = None,
         commit_interval: float | None = None,
         max_error_reports: int | None = None,
-    ) -> Pipeline[I, O]:
+    ) -> Pipeline[In, Out]:
         """A copy with other default run options (arguments left None keep their value)."""
-        given = {
+        given: dict[str, Any] = {
             "mode": mode,
             "max_in_flight": max_in_flight,
             "resume_at": resume_at,
@@ -379,15 +379,17 @@ class Pipeline(Generic[I, O]):
             "commit_interval": commit_interval,
             "max_error_reports": max_error_reports,
         }
-        return Pipeline(self.stages, replace(self.options, **{k: v for k, v in given.items() if v is not None}))
+        return Pipeline(
+            self.stages, replace(self.options, **{k: v for k, v in given.items() if v is not None})
+        )
 
-    def with_execution_mode(self, mode: Mode) -> Pipeline[I, O]:
+    def with_execution_mode(self, mode: Mode) -> Pipeline[In, Out]:
         """A copy whose runs use `mode` ("ordered" or "as_completed")."""
         return self.with_options(mode=mode)
 
     def run(
         self,
-        source: Source[I],
+        source: Source[In],
         *,
         mode: Mode | None = None,
         max_in_flight: int | None = None,
@@ -395,7 +397,7 @@ class Pipeline(Generic[I, O]):
         dead_letter: DeadLetterSink | None = None,
         commit_interval: float | None = None,
         max_error_reports: int | None = None,
-    ) -> PipelineRun[O]:
+    ) -> PipelineRun[Out]:
         """Start processing `source` (lazily: work begins at the first `async for` step)."""
         from freight.pipeline.engine import PipelineRun
         from freight.pipeline.source import as_source
@@ -412,7 +414,7 @@ class Pipeline(Generic[I, O]):
 
     __call__ = run
 
-    def as_completed(self, source: Source[I], **options: Any) -> PipelineRun[O]:
+    def as_completed(self, source: Source[In], **options: Any) -> PipelineRun[Out]:
         """Run, yielding results in completion order."""
         return self.run(source, mode="as_completed", **options)
 
