@@ -215,6 +215,7 @@ class PipelineRun(Generic[Out]):
                 yield env.value
                 self._mark_done(env)
                 self._release_slot()
+                del env, signal  # a done item must not stay alive in this frame (memory bound)
         finally:
             await self._shutdown()
 
@@ -309,6 +310,7 @@ class PipelineRun(Generic[Out]):
                 except StopAsyncIteration:
                     break
                 self._admit(item)
+                del item
         finally:
             self._exhausted = True
             self._wake_batchers()
@@ -464,13 +466,15 @@ class PipelineRun(Generic[Out]):
         inbox = self._inboxes[i]
         assert inbox is not None
         while True:
-            env = await inbox.get()
-            if self._abandoned(env):
-                self._abandon(env, i)
-                continue
-            ok, value = await self._invoke(i, stg, env.value, (env,))
-            if ok:
-                self._forward(env, i, value)
+            await self._process(i, stg, await inbox.get())  # no local outlives the item (memory bound)
+
+    async def _process(self, i: int, stg: Stage[Any, Any], env: _Env) -> None:
+        if self._abandoned(env):
+            self._abandon(env, i)
+            return
+        ok, value = await self._invoke(i, stg, env.value, (env,))
+        if ok:
+            self._forward(env, i, value)
 
     def _flush_due(self, i: int, stg: BatchStage[Any, Any], batcher: _Batcher) -> bool:
         size = len(batcher.pending)
@@ -502,18 +506,23 @@ class PipelineRun(Generic[Out]):
                 else:
                     await batcher.wake.wait()
             await slots.acquire()
-            envs: list[_Env] = []
-            while batcher.pending and len(envs) < stg.max_size:
-                env = batcher.pending.popleft()
-                batcher.arrived.popleft()
-                if self._abandoned(env):
-                    self._abandon(env, i)
-                else:
-                    envs.append(env)
-            if not envs:
+            envs = self._take_batch(i, stg, batcher)
+            if envs:
+                self._spawn(self._run_batch(i, stg, envs, slots))
+            else:
                 slots.release()
-                continue
-            self._spawn(self._run_batch(i, stg, envs, slots))
+            del envs  # the batch task owns it now; keep no reference here (memory bound)
+
+    def _take_batch(self, i: int, stg: BatchStage[Any, Any], batcher: _Batcher) -> list[_Env]:
+        envs: list[_Env] = []
+        while batcher.pending and len(envs) < stg.max_size:
+            env = batcher.pending.popleft()
+            batcher.arrived.popleft()
+            if self._abandoned(env):
+                self._abandon(env, i)
+            else:
+                envs.append(env)
+        return envs
 
     async def _run_batch(
         self, i: int, stg: BatchStage[Any, Any], envs: list[_Env], slots: asyncio.Semaphore
