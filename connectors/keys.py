@@ -1,7 +1,8 @@
 """Store key validation: a bad key is a clear error, never a file written somewhere else.
 
 Keys are relative, '/'-separated paths of segments made of letters, digits, '.', '_', '-' and '=';
-no empty, '.' or '..' segment, no leading '/', at most 512 characters.
+no empty, '.' or '..' segment, no leading '/', at most 512 characters (and 200 per segment, so that a
+segment is a valid file name with room for a temporary suffix on every file system).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from freight.errors import InvalidKeyError
 
 MAX_KEY_LENGTH = 512
+MAX_SEGMENT_LENGTH = 200
 _SEGMENT = re.compile(r"^[A-Za-z0-9._=-]+$")
 
 
@@ -28,6 +30,11 @@ def validate_key(key: object) -> str:
         if segment in {"", ".", ".."}:
             raise InvalidKeyError(
                 f"store key {key!r} has an empty, '.' or '..' segment; keys may not traverse directories"
+            )
+        if len(segment) > MAX_SEGMENT_LENGTH:
+            raise InvalidKeyError(
+                f"store key {key!r} has a segment of {len(segment)} characters; the limit is "
+                f"{MAX_SEGMENT_LENGTH} (split it with '/')"
             )
         if not _SEGMENT.match(segment):
             raise InvalidKeyError(

@@ -20,6 +20,29 @@ Buffer = bytes | bytearray | memoryview
 Blob = Buffer | Sequence[Buffer]
 
 
+def byte_views(data: Blob) -> list[memoryview]:
+    """`data` as a list of flat, C-contiguous byte memoryviews (no copy; `len()` of each is its size).
+
+    A buffer of another item format (a memoryview of an int32 array, say) is cast to bytes; a
+    non-contiguous buffer raises ValueError, because writing it would need a copy the caller should see.
+    """
+    items: Sequence[Buffer] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+    views: list[memoryview] = []
+    for item in items:
+        view = item if isinstance(item, memoryview) else memoryview(item)
+        if view.format != "B" or view.ndim != 1:
+            if not view.c_contiguous:
+                raise ValueError("connector buffers must be C-contiguous; copy the object first")
+            view = view.cast("B")
+        views.append(view)
+    return views
+
+
+def blob_size(data: Blob) -> int:
+    """Total bytes in `data`."""
+    return sum(v.nbytes for v in byte_views(data))
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """A stored object as listed by `Connector.list`: key, size in bytes, last modification (epoch s)."""
@@ -80,4 +103,42 @@ class MappableConnector(Connector, Protocol):
 
     def get_mapped(self, key: str) -> memoryview:
         """A read-only memoryview over a memory map of the object; raise ObjectNotFoundError if absent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentObject:
+    """A live object (a tensor) that an `ObjectConnector` keeps resident, with the header stored beside it.
+
+    `header` is the opaque framing the store wrote with `put_object`; `nbytes` the payload size.
+    """
+
+    header: bytes
+    obj: Any
+    nbytes: int
+
+
+@runtime_checkable
+class ObjectConnector(Connector, Protocol):
+    """A connector that keeps live objects (tensors) resident instead of bytes, to hand them out zero-copy.
+
+    The store asks `accepts(obj)`; if so it calls `put_object(key, header, obj)` with its framing header,
+    and `get_entry` returns either plain bytes (an object put with `put`) or a `ResidentObject`.
+    `get` of a resident object returns header + payload bytes (a copy), so byte-level readers still work.
+    """
+
+    def accepts(self, obj: object) -> bool:
+        """True if this connector can keep `obj` resident (and this process may write)."""
+        ...
+
+    def put_object(self, key: str, header: Buffer, obj: Any) -> int:
+        """Keep `obj` resident under `key` with `header`; return the payload size in bytes."""
+        ...
+
+    def get_entry(self, key: str) -> Buffer | ResidentObject:
+        """Bytes or the resident object under `key`; ObjectNotFoundError if absent."""
+        ...
+
+    def get_entries(self, keys: Sequence[str]) -> list[Buffer | ResidentObject | None]:
+        """`get_entry` for several keys; None where absent."""
         ...

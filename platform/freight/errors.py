@@ -112,3 +112,15 @@ class ResumeStateError(StreamBufferError):
 class PipelineError(FreightError):
     """A processing pipeline stopped: a stage failed under the `fail` policy, or its source, dead-letter sink
     or offset commit failed. `freight.pipeline.StageError` (a subclass) carries the failed item's report."""
+
+
+class StoreAccessError(StoreError, PermissionError):
+    """The store refused this process's credentials or permissions (S3 access denied, unknown keys)."""
+
+
+class BucketNotFoundError(StoreError):
+    """The S3 bucket named in the store options does not exist at the endpoint."""
+
+
+class StoreReadOnlyError(StoreError):
+    """This process may read the store but not write it (a tensor store is written by its owner only)."""

@@ -1,0 +1,673 @@
+"""`TensorConnector`: tensors stay resident in the producer; readers on the host map them without a copy.
+
+The producer process owns the objects: a process-local table keyed by object id, holding each tensor alive
+until it is evicted. Readers in other processes rebuild the store from its config, which names the owner's
+address, ask the owner for a *handle* (plain JSON) and map the same memory:
+
+* CPU tensors (and plain bytes, such as numpy arrays) live in a named shared-memory segment in /dev/shm
+  (see `freight.connectors.shm`). A reader on the same host maps the segment: no copy between processes.
+  A CPU tensor put into the store is copied into a segment once; a tensor allocated with `empty()` is
+  already in one and is kept without any copy.
+* CUDA tensors stay where they are. A reader on the same host receives a CUDA IPC handle
+  (`untyped_storage()._share_cuda_()`, opened with `UntypedStorage._new_shared_cuda`), so it gets a tensor
+  over the producer's device memory. torch's IPC reference counting keeps the memory valid while readers
+  use it, even after the producer evicts the object.
+* A reader on another host (or one that cannot map the segment: another user, another container) falls back
+  to a byte transfer over the owner's TCP socket and rebuilds a CPU tensor (moved to the recorded CUDA
+  device if the reader has it). An RDMA transport (NIXL or UCX) would replace this socket where installed;
+  it is not integrated (see the README, "Stores").
+
+In the owner's own process, `from_config` returns a connector over the same table (no socket involved).
+torch is imported lazily: byte objects work without it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+from pydantic import Field
+
+from freight.connectors import shm
+from freight.connectors._options import ConnectorOptions
+from freight.connectors.keys import validate_key
+from freight.connectors.protocol import Blob, Buffer, ObjectInfo, ResidentObject, byte_views
+from freight.connectors.tensor_wire import CudaIpc, Handle, TensorClient, TensorServer
+from freight.errors import (
+    ConfigError,
+    ObjectEvictedError,
+    ObjectNotFoundError,
+    SerializationError,
+    StoreError,
+    StoreReadOnlyError,
+)
+
+EVICTED_MEMORY = 4096
+
+
+class TensorOptions(ConnectorOptions):
+    kind_name = "tensor"
+    name: str = Field(min_length=1, max_length=200, description="Store-wide name of the owner's table.")
+    address: str | None = Field(None, description="host:port of the owner's server (set by its config()).")
+    host_id: str | None = Field(None, description="The owner's host identity (set by its config()).")
+    host: str = Field("127.0.0.1", description="Owner: interface to serve readers on.")
+    port: int = Field(0, ge=0, le=65535, description="Owner: port to serve on (0 picks a free one).")
+    transport: Literal["auto", "tcp"] = Field("auto", description="Reader: 'tcp' forces the byte transfer.")
+    timeout: float = Field(30.0, gt=0, description="Reader: socket timeout in seconds.")
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ModuleNotFoundError:
+        raise ConfigError("tensors need torch: pip install 'freight[torch]'") from None
+    return torch
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+@dataclass(eq=False)
+class _Entry:
+    kind: Literal["shm-bytes", "shm-tensor", "cuda"]
+    nbytes: int  # payload bytes (a bytes entry: the whole object)
+    modified: float
+    segment: shm.Segment | None = None
+    header: bytes = b""
+    tensor: Any = None
+
+
+class _Owner:
+    """The producer's table of resident objects, shared by every connector of its name in this process."""
+
+    def __init__(self, name: str, host: str, port: int) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.host_id = shm.host_id()
+        self.lock = threading.RLock()
+        self.entries: dict[str, _Entry] = {}
+        self.evicted: OrderedDict[str, None] = OrderedDict()
+        self.allocations: dict[int, tuple[shm.Segment, Any]] = {}  # base pointer -> (segment, base tensor)
+        self.server: TensorServer | None = None
+        self.closed = False
+        shm.sweep_stale()
+
+    # -- segments ------------------------------------------------------------------------------------------
+
+    def _release(self, segment: shm.Segment | None) -> None:
+        if segment is None:
+            return
+        segment.refs -= 1
+        if segment.refs <= 0:
+            segment.unlink()
+            for ptr, (seg, _base) in list(self.allocations.items()):
+                if seg is segment:
+                    del self.allocations[ptr]
+
+    def _store(self, key: str, entry: _Entry) -> None:
+        if entry.segment is not None:
+            entry.segment.refs += 1
+        with self.lock:
+            if self.closed:
+                self._release(entry.segment)
+                raise StoreError(f"tensor store {self.name!r} is closed")
+            old = self.entries.get(key)
+            self.entries[key] = entry
+            self.evicted.pop(key, None)
+            if old is not None:
+                self._release(old.segment)
+
+    def empty(self, shape: Sequence[int], dtype: Any) -> Any:
+        """A tensor in a fresh shared-memory segment; putting it later costs no copy."""
+        torch = _torch()
+        nbytes = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
+        segment = shm.Segment.create(nbytes)
+        base = torch.frombuffer(segment.mapping, dtype=torch.uint8)
+        with self.lock:
+            self.allocations[base.data_ptr()] = (segment, base)
+        return base[:nbytes].view(dtype).reshape(tuple(shape))
+
+    def _segment_of(self, tensor: Any) -> tuple[shm.Segment, int] | None:
+        """(segment, element offset) if `tensor` lies in a segment from `empty()`."""
+        ptr = tensor.untyped_storage().data_ptr()
+        with self.lock:
+            for base_ptr, (segment, _base) in self.allocations.items():
+                if base_ptr <= ptr < base_ptr + max(segment.size, 1):
+                    start = ptr - base_ptr + tensor.storage_offset() * tensor.element_size()
+                    if start % tensor.element_size() == 0:
+                        return segment, start // tensor.element_size()
+        return None
+
+    # -- writing -------------------------------------------------------------------------------------------
+
+    def put_bytes(self, key: str, views: list[memoryview]) -> None:
+        total = sum(v.nbytes for v in views)
+        segment = shm.Segment.create(total)
+        assert segment.mapping is not None
+        pos = 0
+        for view in views:  # the one copy: into shared memory
+            segment.mapping[pos : pos + view.nbytes] = view
+            pos += view.nbytes
+        self._store(key, _Entry("shm-bytes", total, time.time(), segment))
+
+    def put_tensor(self, key: str, header: bytes, obj: Any) -> int:
+        torch = _torch()
+        if not isinstance(obj, torch.Tensor) or obj.layout != torch.strided:
+            raise SerializationError(
+                f"the tensor connector keeps dense torch tensors, not {type(obj).__name__}"
+            )
+        tensor = obj.detach()
+        nbytes = int(tensor.numel()) * int(tensor.element_size())
+        if tensor.device.type == "cuda":
+            self._store(key, _Entry("cuda", nbytes, time.time(), None, header, tensor))
+            return nbytes
+        if tensor.device.type != "cpu":
+            raise SerializationError(f"the tensor connector keeps CPU and CUDA tensors, not {tensor.device}")
+        found = self._segment_of(tensor)
+        if found is not None:  # allocated with empty(): keep it as it is
+            segment, _offset = found
+            self._store(key, _Entry("shm-tensor", nbytes, time.time(), segment, header, tensor))
+            return nbytes
+        segment = shm.Segment.create(nbytes)
+        base = torch.frombuffer(segment.mapping, dtype=torch.uint8)[:nbytes]
+        resident = base.view(tensor.dtype).reshape(tensor.shape) if nbytes else tensor.new_empty(tensor.shape)
+        resident.copy_(tensor)  # the one copy: into shared memory
+        self._store(key, _Entry("shm-tensor", nbytes, time.time(), segment, header, resident))
+        return nbytes
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    def entry(self, key: str) -> _Entry:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                if key in self.evicted:
+                    raise ObjectEvictedError(f"object {key!r} was evicted from tensor store {self.name!r}")
+                raise ObjectNotFoundError(f"no object {key!r} in tensor store {self.name!r}")
+            return entry
+
+    def local_entry(self, key: str) -> Buffer | ResidentObject:
+        entry = self.entry(key)
+        if entry.kind == "shm-bytes":
+            assert entry.segment is not None
+            return entry.segment.view()
+        return ResidentObject(entry.header, entry.tensor, entry.nbytes)
+
+    def raw(self, key: str) -> list[Buffer]:
+        """The object as bytes (header + payload) for `get` and for readers on other hosts."""
+        entry = self.entry(key)
+        if entry.kind == "shm-bytes":
+            assert entry.segment is not None
+            return [entry.segment.view()]
+        torch = _torch()
+        host = entry.tensor.to("cpu").contiguous()
+        return [entry.header, memoryview(host.reshape(-1).view(torch.uint8).numpy())]
+
+    def handle(self, key: str) -> Handle:
+        entry = self.entry(key)
+        if entry.kind == "shm-bytes":
+            assert entry.segment is not None
+            return Handle(
+                kind="shm-bytes",
+                host_id=self.host_id,
+                nbytes=entry.nbytes,
+                path=entry.segment.path,
+                segment_size=entry.segment.size,
+            )
+        tensor = entry.tensor
+        geometry: dict[str, Any] = {
+            "dtype": str(tensor.dtype).removeprefix("torch."),
+            "shape": list(tensor.shape),
+            "stride": list(tensor.stride()),
+            "header": _b64(entry.header),
+            "nbytes": entry.nbytes,
+            "host_id": self.host_id,
+        }
+        if entry.kind == "cuda":
+            return Handle(
+                kind="cuda", storage_offset=tensor.storage_offset(), cuda=_share_cuda(tensor), **geometry
+            )
+        assert entry.segment is not None
+        found = self._segment_of(tensor)
+        offset = found[1] if found is not None else 0
+        return Handle(
+            kind="shm-tensor",
+            path=entry.segment.path,
+            segment_size=entry.segment.size,
+            storage_offset=offset,
+            **geometry,
+        )
+
+    def exists(self, key: str) -> bool:
+        with self.lock:
+            return key in self.entries
+
+    def evict(self, key: str) -> bool:
+        with self.lock:
+            entry = self.entries.pop(key, None)
+            if entry is None:
+                return False
+            self.evicted[key] = None
+            while len(self.evicted) > EVICTED_MEMORY:
+                self.evicted.popitem(last=False)
+            self._release(entry.segment)
+        return True
+
+    def listing(self, prefix: str) -> list[ObjectInfo]:
+        with self.lock:
+            items = [
+                ObjectInfo(k, len(e.header) + e.nbytes, e.modified)
+                for k, e in self.entries.items()
+                if k.startswith(prefix)
+            ]
+        return sorted(items, key=lambda i: i.key)
+
+    # -- serving -------------------------------------------------------------------------------------------
+
+    def address(self) -> str:
+        with self.lock:
+            if self.server is None:
+                self.server = TensorServer(self.host, self.port, self.dispatch)
+            return f"{self.server.host!s}:{self.server.port}"
+
+    def dispatch(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[Buffer]]:
+        op = request.get("op")
+        keys = [validate_key(k) for k in request.get("keys", [])]
+        if op == "hello":
+            return {"name": self.name, "host_id": self.host_id}, []
+        if op == "handles":
+            handles: list[dict[str, Any] | None] = []
+            evicted: list[bool] = []
+            for key in keys:
+                try:
+                    handles.append(self.handle(key).model_dump())
+                    evicted.append(False)
+                except ObjectNotFoundError as exc:
+                    handles.append(None)
+                    evicted.append(isinstance(exc, ObjectEvictedError))
+            return {"handles": handles, "evicted": evicted}, []
+        if op == "bytes":
+            sizes: list[int] = []
+            payloads: list[Buffer] = []
+            for key in keys:
+                try:
+                    parts = self.raw(key)
+                except ObjectNotFoundError:
+                    sizes.append(-1)
+                    continue
+                sizes.append(sum(memoryview(p).nbytes for p in parts))
+                payloads.extend(parts)
+            return {"sizes": sizes}, payloads
+        if op == "exists":
+            return {"exists": [self.exists(k) for k in keys]}, []
+        if op == "evict":
+            return {"evicted": sum(self.evict(k) for k in keys)}, []
+        if op == "list":
+            prefix = str(request.get("prefix", ""))
+            return {"objects": [[i.key, i.size, i.modified] for i in self.listing(prefix)]}, []
+        raise StoreError(f"unknown tensor store op {op!r}")
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            server, self.server = self.server, None
+            for key in list(self.entries):
+                self.evict(key)
+            for segment, _base in list(self.allocations.values()):
+                segment.unlink()
+            self.allocations.clear()
+        if server is not None:
+            server.close()
+
+
+_OWNERS: dict[str, _Owner] = {}
+_OWNERS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_owners() -> None:
+    with _OWNERS_LOCK:
+        owners = list(_OWNERS.values())
+        _OWNERS.clear()
+    for owner in owners:
+        owner.close()
+
+
+def _share_cuda(tensor: Any) -> CudaIpc:
+    """A fresh CUDA IPC handle for `tensor`'s storage (each reader needs its own reference count)."""
+    (device, handle, size, offset, rc_handle, rc_offset, event_handle, event_sync) = (
+        tensor.untyped_storage()._share_cuda_()
+    )
+    return CudaIpc(
+        device=int(device),
+        handle=_b64(bytes(handle)),
+        size=int(size),
+        offset=int(offset),
+        ref_counter_handle=_b64(bytes(rc_handle)),
+        ref_counter_offset=int(rc_offset),
+        event_handle=None if event_handle is None else _b64(bytes(event_handle)),
+        event_sync_required=bool(event_sync),
+    )
+
+
+def _open_cuda(handle: Handle) -> Any:
+    torch = _torch()
+    ipc = handle.cuda
+    assert ipc is not None and handle.dtype is not None and handle.shape is not None
+    torch.cuda._lazy_init()
+    storage = torch.UntypedStorage._new_shared_cuda(
+        ipc.device,
+        _unb64(ipc.handle),
+        ipc.size,
+        ipc.offset,
+        _unb64(ipc.ref_counter_handle),
+        ipc.ref_counter_offset,
+        None if ipc.event_handle is None else _unb64(ipc.event_handle),
+        ipc.event_sync_required,
+    )
+    dtype = getattr(torch, handle.dtype)
+    tensor = torch.empty((0,), dtype=dtype, device=f"cuda:{ipc.device}")
+    return tensor.set_(storage, handle.storage_offset, handle.shape, handle.stride)
+
+
+def _open_shm_tensor(handle: Handle) -> Any:
+    torch = _torch()
+    assert handle.path is not None and handle.dtype is not None and handle.shape is not None
+    dtype = getattr(torch, handle.dtype)
+    mapping = shm.attach(handle.path, handle.segment_size, writable=True)
+    base = torch.frombuffer(mapping, dtype=torch.uint8)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    usable = (handle.segment_size // itemsize) * itemsize
+    if usable == 0:
+        return torch.empty(handle.shape, dtype=dtype)
+    return base[:usable].view(dtype).as_strided(handle.shape, handle.stride, handle.storage_offset)
+
+
+class _Reader:
+    """A process that is not the owner: maps objects through handles, or fetches their bytes."""
+
+    def __init__(self, opts: TensorOptions) -> None:
+        if not opts.address:
+            raise ConfigError(
+                f"tensor store {opts.name!r} is owned by another process, and this config has no address to "
+                "reach it; rebuild the store from the config its owner published (Store.config())"
+            )
+        self.name = opts.name
+        self.address = opts.address
+        self.transport = opts.transport
+        self.local_host = shm.host_id()
+        self.client = TensorClient(opts.address, opts.timeout)
+
+    def _missing(self, key: str, evicted: bool) -> ObjectNotFoundError:
+        if evicted:
+            return ObjectEvictedError(f"object {key!r} was evicted from tensor store {self.name!r}")
+        return ObjectNotFoundError(f"no object {key!r} in tensor store {self.name!r} (owner {self.address})")
+
+    def fetch_bytes(self, keys: Sequence[str]) -> list[Buffer | None]:
+        import numpy as np
+
+        reply, sock = self.client.call({"op": "bytes", "keys": list(keys)})
+        out: list[Buffer | None] = []
+        for size in reply["sizes"]:
+            if size < 0:
+                out.append(None)
+                continue
+            view = np.empty(size, dtype=np.uint8).data
+            self.client.read_payload(sock, view)
+            out.append(view)
+        return out
+
+    def _open(self, handle: Handle) -> Buffer | ResidentObject:
+        if handle.kind == "shm-bytes":
+            assert handle.path is not None
+            return memoryview(shm.attach(handle.path, handle.segment_size, writable=False))[: handle.nbytes]
+        header = _unb64(handle.header or "")
+        tensor = _open_cuda(handle) if handle.kind == "cuda" else _open_shm_tensor(handle)
+        return ResidentObject(header, tensor, handle.nbytes)
+
+    def entries(self, keys: Sequence[str]) -> tuple[list[Buffer | ResidentObject | None], list[bool]]:
+        """Each key's object (None where absent) and whether it is known to have been evicted."""
+        if self.transport == "tcp":
+            return list(self.fetch_bytes(keys)), [False] * len(keys)
+        reply, _sock = self.client.call({"op": "handles", "keys": list(keys)})
+        out: list[Buffer | ResidentObject | None] = []
+        evicted: list[bool] = list(reply["evicted"])
+        remote: list[int] = []
+        for i, raw in enumerate(reply["handles"]):
+            out.append(None)
+            if raw is None:
+                continue
+            handle = Handle.model_validate(raw)
+            if handle.host_id != self.local_host:
+                remote.append(i)
+                continue
+            try:
+                out[i] = self._open(handle)
+            except FileNotFoundError:
+                evicted[i] = True  # evicted between the handle and the mapping
+            except (OSError, ValueError, RuntimeError):
+                remote.append(i)  # cannot map it here (another user or container): fetch its bytes
+        if remote:
+            fetched = self.fetch_bytes([keys[i] for i in remote])
+            for i, data in zip(remote, fetched, strict=True):
+                out[i] = data
+        return out, evicted
+
+
+class TensorConnector:
+    """Resident tensors keyed by object id; zero-copy to readers on the host (see module docstring)."""
+
+    kind = "tensor"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        transport: Literal["auto", "tcp"] = "auto",
+        _reader: _Reader | None = None,
+    ) -> None:
+        opts = TensorOptions.parse(
+            {
+                "name": name or f"tensors-{uuid.uuid4().hex[:12]}",
+                "host": host,
+                "port": port,
+                "transport": transport,
+            }
+        )
+        self.name = opts.name
+        self.transport = opts.transport
+        self._reader = _reader
+        self._owner: _Owner | None = None
+        if _reader is None:
+            with _OWNERS_LOCK:
+                owner = _OWNERS.get(self.name)
+                if owner is None or owner.closed:
+                    owner = _OWNERS[self.name] = _Owner(self.name, opts.host, opts.port)
+            self._owner = owner
+
+    def __repr__(self) -> str:
+        role = (
+            "owner"
+            if self._owner is not None
+            else f"reader of {self._reader.address if self._reader else '?'}"
+        )
+        return f"TensorConnector(name={self.name!r}, {role})"
+
+    @property
+    def is_owner(self) -> bool:
+        """True in the producer process that holds the objects."""
+        return self._owner is not None
+
+    def _own(self, action: str) -> _Owner:
+        if self._owner is None:
+            assert self._reader is not None
+            raise StoreReadOnlyError(
+                f"cannot {action} in tensor store {self.name!r} from this process: its tensors live in the "
+                f"process serving {self._reader.address}, which alone writes. Create your own "
+                "TensorConnector to publish tensors from here."
+            )
+        return self._owner
+
+    # -- object interface (used by Store) ------------------------------------------------------------------
+
+    def accepts(self, obj: object) -> bool:
+        import sys
+
+        torch = sys.modules.get("torch")
+        return self._owner is not None and torch is not None and isinstance(obj, torch.Tensor)
+
+    def put_object(self, key: str, header: Buffer, obj: Any) -> int:
+        return self._own("put").put_tensor(validate_key(key), bytes(header), obj)
+
+    def empty(self, shape: Sequence[int], dtype: Any) -> Any:
+        """A CPU tensor allocated in shared memory: fill it, `put` it, and no byte is ever copied."""
+        return self._own("allocate").empty(shape, dtype)
+
+    def get_entry(self, key: str) -> Buffer | ResidentObject:
+        validate_key(key)
+        if self._owner is not None:
+            return self._owner.local_entry(key)
+        assert self._reader is not None
+        (entry,), (evicted,) = self._reader.entries([key])
+        if entry is None:
+            raise self._reader._missing(key, evicted)
+        return entry
+
+    def get_entries(self, keys: Sequence[str]) -> list[Buffer | ResidentObject | None]:
+        for key in keys:
+            validate_key(key)
+        if self._owner is not None:
+            out: list[Buffer | ResidentObject | None] = []
+            for key in keys:
+                try:
+                    out.append(self._owner.local_entry(key))
+                except ObjectNotFoundError:
+                    out.append(None)
+            return out
+        assert self._reader is not None
+        return self._reader.entries(keys)[0]
+
+    # -- byte interface (Connector) ------------------------------------------------------------------------
+
+    def put(self, key: str, data: Blob) -> None:
+        self._own("put").put_bytes(validate_key(key), byte_views(data))
+
+    def put_batch(self, items: Sequence[tuple[str, Blob]]) -> None:
+        for key, data in items:
+            self.put(key, data)
+
+    def get(self, key: str) -> Buffer:
+        validate_key(key)
+        if self._owner is not None:
+            parts = self._owner.raw(key)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        (data,) = self.get_batch([key])
+        if data is None:
+            assert self._reader is not None
+            raise self._reader._missing(key, False)
+        return data
+
+    def get_batch(self, keys: Sequence[str]) -> list[Buffer | None]:
+        for key in keys:
+            validate_key(key)
+        if self._owner is None:
+            assert self._reader is not None
+            return self._reader.fetch_bytes(keys)
+        out: list[Buffer | None] = []
+        for key in keys:
+            try:
+                out.append(self.get(key))
+            except ObjectNotFoundError:
+                out.append(None)
+        return out
+
+    def exists(self, key: str) -> bool:
+        validate_key(key)
+        if self._owner is not None:
+            return self._owner.exists(key)
+        assert self._reader is not None
+        reply, _ = self._reader.client.call({"op": "exists", "keys": [key]})
+        return bool(reply["exists"][0])
+
+    def evict(self, key: str) -> bool:
+        return self.evict_batch([key]) == 1
+
+    def evict_batch(self, keys: Sequence[str]) -> int:
+        for key in keys:
+            validate_key(key)
+        if self._owner is not None:
+            return sum(self._owner.evict(k) for k in keys)
+        assert self._reader is not None
+        reply, _ = self._reader.client.call({"op": "evict", "keys": list(keys)})
+        return int(reply["evicted"])
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if self._owner is not None:
+            yield from self._owner.listing(prefix)
+            return
+        assert self._reader is not None
+        reply, _ = self._reader.client.call({"op": "list", "prefix": prefix})
+        for key, size, modified in reply["objects"]:
+            yield ObjectInfo(key, int(size), float(modified))
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """A reader drops its connection. The owner keeps its objects (they live until evicted) and serves
+        them until `shutdown()` or process exit."""
+        if self._reader is not None:
+            self._reader.client.close()
+
+    def shutdown(self) -> None:
+        """Owner: evict everything, free the shared memory and stop serving readers."""
+        owner = self._own("shut down")
+        with _OWNERS_LOCK:
+            if _OWNERS.get(self.name) is owner:
+                del _OWNERS[self.name]
+        owner.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def config(self) -> dict[str, Any]:
+        """Name, the owner's address (its server starts on first call) and host identity."""
+        if self._owner is not None:
+            return {"name": self.name, "address": self._owner.address(), "host_id": self._owner.host_id}
+        assert self._reader is not None
+        return {"name": self.name, "address": self._reader.address}
+
+    @classmethod
+    def connect(cls, config: Mapping[str, Any]) -> Self:
+        """A reader of the owner named in `config`, even in the owner's own process (tests, benchmarks)."""
+        opts = TensorOptions.parse(config)
+        return cls(opts.name, transport=opts.transport, _reader=_Reader(opts))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """The owner's table when this process owns `name`; else a reader of the owner at `address`."""
+        opts = TensorOptions.parse(config)
+        with _OWNERS_LOCK:
+            owner = _OWNERS.get(opts.name)
+        if owner is not None and not owner.closed:
+            return cls(opts.name, transport=opts.transport)
+        if opts.address is None:
+            return cls(opts.name, host=opts.host, port=opts.port)
+        return cls(opts.name, transport=opts.transport, _reader=_Reader(opts))

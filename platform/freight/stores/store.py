@@ -1,0 +1,319 @@
+"""`Store`: a named connector plus serializers, checksums and metrics.
+
+`put` serializes an object into buffers, prefixes the framing header (serializer, descriptor, checksum) and
+hands header and buffers to the connector's vectored `put`, so a large payload is never concatenated. `get`
+needs only the key: it reads the object (memory-mapped on request), checks the header, verifies the payload
+checksum against the header and against the checksum the event recorded, and deserializes without copying
+where the serializer can. Connectors that keep live objects (the tensor connector) receive tensors as they
+are and hand them back zero-copy.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Self
+
+from freight.config import FreightSettings
+from freight.connectors.keys import validate_key
+from freight.connectors.protocol import (
+    Buffer,
+    Connector,
+    MappableConnector,
+    ObjectConnector,
+    ResidentObject,
+)
+from freight.errors import ConfigError, IntegrityError, ObjectNotFoundError, SerializationError
+from freight.schemas.events import ArrayDescriptor
+from freight.stores import checksums
+from freight.stores.config import StoreConfig, check_store_name
+from freight.stores.factory import build_connector
+from freight.stores.framing import decode_header, encode_header, payload_view
+from freight.stores.serializers import SerializedObject, SerializerRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What `put` wrote: the key, its size in the store (header included), checksum and how to read it."""
+
+    key: str
+    size: int
+    checksum: str | None
+    serializer: str
+    descriptor: ArrayDescriptor | None
+
+
+@dataclass
+class StoreStats:
+    """Counters of one `Store` object (this process only)."""
+
+    bytes_written: int = 0
+    bytes_read: int = 0
+    objects_written: int = 0
+    reads: int = 0
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Store:
+    """A named store: `put` objects, `get` them back by key, anywhere the store config can be rebuilt."""
+
+    def __init__(
+        self,
+        name: str,
+        connector: Connector,
+        *,
+        serializers: SerializerRegistry | None = None,
+        checksum: str | None = checksums.DEFAULT_ALGORITHM,
+        allow_pickle: bool | None = None,
+    ) -> None:
+        try:
+            self.name = check_store_name(name)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.connector = connector
+        self.checksum = checksums.check_algorithm(checksum)
+        if serializers is None:
+            pickle = FreightSettings().allow_pickle if allow_pickle is None else allow_pickle
+            serializers = SerializerRegistry(allow_pickle=pickle)
+        elif allow_pickle is not None:
+            serializers = serializers.copy(allow_pickle=allow_pickle)
+        self.serializers = serializers
+        self._objects: ObjectConnector | None = connector if isinstance(connector, ObjectConnector) else None
+        self._mappable: MappableConnector | None = (
+            connector if isinstance(connector, MappableConnector) else None
+        )
+        self._stats = StoreStats()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store({self.name!r}, {self.connector!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- serialization -----------------------------------------------------------------------------------
+
+    def serialize(self, obj: Any, serializer: str | None = None) -> SerializedObject:
+        """`obj` as buffers + descriptor (also what an event carries inline for tiny objects)."""
+        return self.serializers.serialize(obj, serializer)
+
+    def deserialize(self, serializer: str, payload: Buffer, descriptor: ArrayDescriptor | None) -> Any:
+        """Rebuild an object from a payload without framing (an inline payload carried in an event)."""
+        return self.serializers.deserialize(serializer, payload, descriptor)
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def _count_write(self, size: int, objects: int = 1) -> None:
+        with self._lock:
+            self._stats.bytes_written += size
+            self._stats.objects_written += objects
+
+    def _frame(self, ser: SerializedObject) -> tuple[bytes, str | None]:
+        digest = checksums.compute(self.checksum, ser.buffers) if self.checksum else None
+        return encode_header(ser.serializer, ser.nbytes, digest, ser.descriptor), digest
+
+    def put_serialized(self, key: str, ser: SerializedObject) -> StoredObject:
+        """Write an already serialized object under `key`."""
+        validate_key(key)
+        header, digest = self._frame(ser)
+        self.connector.put(key, [header, *ser.buffers])
+        size = len(header) + ser.nbytes
+        self._count_write(size)
+        return StoredObject(key, size, digest, ser.serializer, ser.descriptor)
+
+    def _resident(self, obj: Any, serializer: str | None) -> bool:
+        return self._objects is not None and serializer in (None, "torch") and self._objects.accepts(obj)
+
+    def _put_resident(self, key: str, obj: Any) -> StoredObject:
+        assert self._objects is not None
+        descriptor = ArrayDescriptor(
+            str(obj.dtype).removeprefix("torch."), tuple(int(n) for n in obj.shape), str(obj.device)
+        )
+        nbytes = int(obj.numel()) * int(obj.element_size())
+        header = encode_header("torch", nbytes, None, descriptor)
+        held = self._objects.put_object(key, header, obj)
+        size = len(header) + held
+        self._count_write(size)
+        return StoredObject(key, size, None, "torch", descriptor)
+
+    def put(self, obj: Any, *, key: str | None = None, serializer: str | None = None) -> StoredObject:
+        """Store `obj` under `key` (a new unique key if None) and describe what was written."""
+        key = uuid.uuid4().hex if key is None else validate_key(key)
+        if self._resident(obj, serializer):
+            return self._put_resident(key, obj)
+        return self.put_serialized(key, self.serialize(obj, serializer))
+
+    def put_batch(self, objs: Sequence[Any], keys: Sequence[str] | None = None) -> list[StoredObject]:
+        """Store several objects with one connector batch (concurrent where the connector can)."""
+        if keys is None:
+            keys = [uuid.uuid4().hex for _ in objs]
+        elif len(keys) != len(objs):
+            raise ValueError(f"put_batch got {len(objs)} objects but {len(keys)} keys")
+        out: list[StoredObject | None] = [None] * len(objs)
+        items: list[tuple[str, list[Buffer]]] = []
+        for i, (key, obj) in enumerate(zip(keys, objs, strict=True)):
+            validate_key(key)
+            if self._resident(obj, None):
+                out[i] = self._put_resident(key, obj)
+                continue
+            ser = self.serialize(obj)
+            header, digest = self._frame(ser)
+            items.append((key, [header, *ser.buffers]))
+            out[i] = StoredObject(key, len(header) + ser.nbytes, digest, ser.serializer, ser.descriptor)
+        if items:
+            self.connector.put_batch(items)
+            self._count_write(sum(sum(len(memoryview(b)) for b in bufs) for _, bufs in items), len(items))
+        return [o for o in out if o is not None]
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def _where(self, key: str) -> str:
+        return f"object {key!r} in store {self.name!r}"
+
+    def _not_found(self, key: str, exc: ObjectNotFoundError) -> ObjectNotFoundError:
+        with self._lock:
+            self._stats.reads += 1
+            self._stats.misses += 1
+        return type(exc)(f"{self._where(key)} not found: {exc}")
+
+    def _verify(self, key: str, recorded: str | None, payload: memoryview, expected: str | None) -> None:
+        """Check the payload against its header checksum and the checksum the event recorded."""
+        verified: str | None = None
+        if recorded is not None:
+            algorithm, _ = checksums.parse(recorded)
+            verified = checksums.compute(algorithm, [payload])
+            if verified != recorded:
+                raise IntegrityError(
+                    f"{self._where(key)} is corrupt: its payload hashes to {verified}, but its header "
+                    f"recorded {recorded}. Rewrite it from the source."
+                )
+        if expected is None:
+            return
+        algorithm, digest = checksums.parse(expected)
+        wanted = f"{algorithm}:{digest}"
+        if verified is None or checksums.parse(verified)[0] != algorithm:
+            verified = checksums.compute(algorithm, [payload])
+        if verified != wanted:
+            raise IntegrityError(
+                f"{self._where(key)} does not match the checksum its event recorded: expected {expected}, "
+                f"found {verified}. The object was overwritten or corrupted after the event was produced."
+            )
+
+    def _decode(self, key: str, entry: Buffer | ResidentObject, expected: str | None) -> Any:
+        where = self._where(key)
+        if isinstance(entry, ResidentObject):
+            frame = decode_header(entry.header, where, whole=False)
+            if expected is not None:
+                ser = self.serializers.serialize(entry.obj, "torch")
+                self._verify(key, None, memoryview(ser.to_bytes()), expected)
+            size = frame.header_len + entry.nbytes
+            obj: Any = entry.obj
+        else:
+            frame = decode_header(entry, where)
+            payload = payload_view(entry, frame)
+            self._verify(key, frame.checksum, payload, expected)
+            size = frame.total
+            try:
+                obj = self.serializers.deserialize(frame.serializer, payload, frame.descriptor)
+            except SerializationError as exc:
+                raise type(exc)(f"{where}: {exc}") from exc
+        with self._lock:
+            self._stats.reads += 1
+            self._stats.hits += 1
+            self._stats.bytes_read += size
+        return obj
+
+    def _fetch(self, key: str, mmap: bool) -> Buffer | ResidentObject:
+        try:
+            if self._objects is not None:
+                return self._objects.get_entry(key)
+            if mmap and self._mappable is not None:
+                return self._mappable.get_mapped(key)
+            return self.connector.get(key)
+        except ObjectNotFoundError as exc:
+            raise self._not_found(key, exc) from None
+
+    def get(self, key: str, *, checksum: str | None = None, mmap: bool = False) -> Any:
+        """The object under `key`. `checksum` is what the event recorded; `mmap` maps instead of reading.
+
+        Raises ObjectNotFoundError (ObjectEvictedError where the connector knows) naming store and key, and
+        IntegrityError if the bytes do not match their header or `checksum`.
+        """
+        validate_key(key)
+        return self._decode(key, self._fetch(key, mmap), checksum)
+
+    def get_batch(self, keys: Sequence[str], *, checksums: Sequence[str | None] | None = None) -> list[Any]:
+        """Objects for `keys`, in order, fetched in one connector batch; missing keys raise together."""
+        for key in keys:
+            validate_key(key)
+        if checksums is not None and len(checksums) != len(keys):
+            raise ValueError(f"get_batch got {len(keys)} keys but {len(checksums)} checksums")
+        entries: Sequence[Buffer | ResidentObject | None]
+        if self._objects is not None:
+            entries = self._objects.get_entries(keys)
+        else:
+            entries = self.connector.get_batch(keys)
+        missing = [k for k, e in zip(keys, entries, strict=True) if e is None]
+        if missing:
+            with self._lock:
+                self._stats.reads += len(missing)
+                self._stats.misses += len(missing)
+            shown = ", ".join(repr(k) for k in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise ObjectNotFoundError(f"{len(missing)} object(s) not found in store {self.name!r}: {shown}")
+        expected = checksums if checksums is not None else [None] * len(keys)
+        return [
+            self._decode(k, e, c) for k, e, c in zip(keys, entries, expected, strict=True) if e is not None
+        ]
+
+    def exists(self, key: str) -> bool:
+        return self.connector.exists(validate_key(key))
+
+    # -- eviction and lifecycle --------------------------------------------------------------------------
+
+    def evict(self, key: str) -> bool:
+        existed = self.connector.evict(validate_key(key))
+        if existed:
+            with self._lock:
+                self._stats.evictions += 1
+        return existed
+
+    def evict_batch(self, keys: Sequence[str]) -> int:
+        for key in keys:
+            validate_key(key)
+        count = self.connector.evict_batch(keys)
+        with self._lock:
+            self._stats.evictions += count
+        return count
+
+    def close(self) -> None:
+        self.connector.close()
+
+    @property
+    def stats(self) -> StoreStats:
+        """A snapshot of this store object's counters."""
+        with self._lock:
+            return StoreStats(**asdict(self._stats))
+
+    def config(self) -> StoreConfig:
+        """What another process needs to rebuild this store (published to the store-config topic)."""
+        return StoreConfig(
+            name=self.name,
+            connector=self.connector.kind,
+            options=self.connector.config(),
+            checksum=self.checksum,
+        )
+
+    @classmethod
+    def from_config(cls, cfg: StoreConfig) -> Store:
+        """Rebuild a store from its config; credentials come from this process's environment only."""
+        return cls(cfg.name, build_connector(cfg.connector, cfg.options), checksum=cfg.checksum)
