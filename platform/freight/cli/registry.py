@@ -1,0 +1,94 @@
+"""`freight registry serve`: run a Confluent-compatible schema registry whose state is a Kafka topic."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+GROUP = "registry"
+app = typer.Typer(
+    help="The schema registry server (state in the compacted _schemas topic).", no_args_is_help=True
+)
+
+
+@app.command("serve")
+def serve_cmd(
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap servers (default: FREIGHT_KAFKA_BOOTSTRAP).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8081,
+    topic: Annotated[str, typer.Option(help="The compacted, single-partition state topic.")] = "_schemas",
+    advertised_url: Annotated[
+        str | None, typer.Option(help="URL other instances forward writes to (default http://host:port).")
+    ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(help="Require HTTP basic auth user:password (default: FREIGHT_SCHEMA_REGISTRY_AUTH)."),
+    ] = None,
+    max_schema_bytes: Annotated[int, typer.Option(help="Largest schema accepted, in bytes.")] = 512 * 1024,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    json_: Annotated[bool, typer.Option("--json", help="Log one JSON line per event for scripts.")] = False,
+) -> None:
+    """Replay the state topic, then serve the registry API until interrupted (SIGINT/SIGTERM)."""
+    from pydantic import SecretStr, ValidationError
+
+    from freight.config import load_settings
+    from freight.errors import ConfigError
+    from freight.registry.options import RegistryOptions
+    from freight.registry.server import serve
+
+    _configure_logging(log_level, json_)
+    settings = load_settings(kafka_bootstrap=bootstrap)
+    secret = SecretStr(auth) if auth else settings.schema_registry_auth
+    try:
+        options = RegistryOptions(
+            host=host,
+            port=port,
+            topic=topic,
+            advertised_url=advertised_url,
+            auth=secret,
+            max_schema_bytes=max_schema_bytes,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"invalid registry option: {exc.errors()[0]['msg']}") from None
+    logging.getLogger("freight.registry").info(
+        "starting the schema registry on %s (Kafka %s, topic %s)",
+        options.url,
+        settings.kafka_bootstrap,
+        topic,
+    )
+    serve(options, settings)
+
+
+def _configure_logging(level: str, as_json: bool) -> None:
+    from freight.errors import ConfigError
+
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"unknown --log-level {level!r}; use debug, info, warning or error")
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=numeric, handlers=[handler])
+    logging.getLogger("freight.librdkafka").setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        doc = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc)

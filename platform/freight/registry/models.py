@@ -1,0 +1,100 @@
+"""Wire models of the HTTP API (request bodies and documented responses), as Confluent names the fields.
+
+Request models are lenient about extra fields (clients send `Confluent-Accept-Unknown-Properties`) and
+leave value checks (compatibility level names, modes, schema text) to the service, which answers with the
+documented error codes rather than a generic validation error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class SchemaReferenceModel(_Request):
+    name: str = Field(description="Fully qualified name of the referenced Avro type.")
+    subject: str
+    version: int
+
+
+class RegisterSchemaRequest(_Request):
+    """Body of register, lookup and compatibility checks."""
+
+    schema_text: str | None = Field(None, alias="schema", description="The schema, as a JSON string.")
+    schema_type: str | None = Field(None, alias="schemaType", description="AVRO (the default).")
+    references: list[SchemaReferenceModel] | None = None
+    id: int | None = Field(None, description="IMPORT mode only: the id to register the schema under.")
+    version: int | None = Field(None, description="IMPORT mode only: the version to register.")
+    metadata: dict[str, Any] | None = None
+    rule_set: dict[str, Any] | None = Field(None, alias="ruleSet")
+
+
+class ConfigUpdateRequest(_Request):
+    compatibility: str | None = Field(None, description="NONE, BACKWARD, ..., FULL_TRANSITIVE.")
+    compatibility_level: str | None = Field(
+        None, alias="compatibilityLevel", description="Same as compatibility."
+    )
+    normalize: bool | None = Field(
+        None, description="Accepted for compatibility; schemas are always normalized."
+    )
+
+
+class ModeUpdateRequest(_Request):
+    mode: str | None = Field(None, description="READWRITE, READONLY, READONLY_OVERRIDE or IMPORT.")
+
+
+class ErrorMessage(BaseModel):
+    error_code: int
+    message: str
+
+
+class RegisterSchemaResponse(BaseModel):
+    id: int
+    version: int | None = None
+
+
+class SchemaResponse(BaseModel):
+    subject: str | None = None
+    version: int | None = None
+    id: int | None = None
+    schema_text: str = Field(alias="schema")
+    schema_type: str | None = Field(None, alias="schemaType")
+    references: list[SchemaReferenceModel] | None = None
+
+
+class SubjectVersion(BaseModel):
+    subject: str
+    version: int
+
+
+class CompatibilityResponse(BaseModel):
+    is_compatible: bool
+    messages: list[str] | None = None
+
+
+class ConfigResponse(BaseModel):
+    compatibility_level: str | None = Field(None, alias="compatibilityLevel")
+    compatibility: str | None = None
+
+
+class ModeResponse(BaseModel):
+    mode: str
+
+
+class StatusResponse(BaseModel):
+    """Freight extension: which instance this is, who writes, and how far it has read the log."""
+
+    instance: str
+    url: str
+    writer: dict[str, Any] | None
+    writing: bool
+    log_position: int
+    subjects: int
+    schemas: int
+    digest: str
+    skipped_records: int
