@@ -609,6 +609,8 @@ class PipelineRun(Generic[Out]):
         by_stage[stg.name] = by_stage.get(stg.name, 0) + len(live)
         if action == "fail":
             self.errors.append(template)
+            for _ in live:
+                self._leave(i)  # later batch stages stop waiting for it
             self._fail(first, live, template, exc)
             return
         for env in live:

@@ -93,7 +93,7 @@ class Stage(Generic[In, Out]):
         if not callable(fn):
             raise ConfigError(f"a stage wraps a callable, got {type(fn).__name__}")
         self.fn = fn
-        self.name: str = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+        self.name: str = name or getattr(fn, "__name__", None) or type(fn).__name__
         self.concurrency = _check_int(f"stage {self.name!r} concurrency", concurrency)
         self.on_error: Retry | FinalAction = normalize_policy(on_error)
         if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
