@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import re
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
@@ -48,6 +50,19 @@ _ACCESS_CODES = {
     "403",
 }
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+
+_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+)
+_FILESYSTEMS: dict[tuple[Any, ...], Any] = {}
+_FILESYSTEMS_LOCK = threading.Lock()
 
 T = TypeVar("T")
 
@@ -118,6 +133,30 @@ class S3Connector:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
     def _filesystem(self) -> Any:
+        """An s3fs filesystem for these options, shared by connectors with the same ones (creating a
+        botocore client takes a good fraction of a second; sharing also shares the connection pool)."""
+        opts = self.options
+        # Credentials are read when the client is made: key the cache on (a digest of) them too.
+        creds = hashlib.sha256(
+            "\0".join(os.environ.get(v, "") for v in _CREDENTIAL_VARIABLES).encode()
+        ).hexdigest()
+        cache_key = (
+            self.endpoint_url,
+            opts.region,
+            opts.profile,
+            opts.max_concurrency,
+            opts.retries,
+            opts.connect_timeout,
+            opts.read_timeout,
+            creds,
+        )
+        with _FILESYSTEMS_LOCK:
+            fs = _FILESYSTEMS.get(cache_key)
+            if fs is None:
+                fs = _FILESYSTEMS[cache_key] = self._new_filesystem()
+        return fs
+
+    def _new_filesystem(self) -> Any:
         import s3fs
 
         opts = self.options
