@@ -1,0 +1,159 @@
+"""Stages dispatched to a real Dask `LocalCluster` with worker processes.
+
+The dispatcher submits tasks and awaits them without blocking its event loop; the workers run the stage
+functions. Items travel untouched: a `Tripwire` (which counts every probe a lazy proxy would answer by
+resolving itself) goes out and comes back without the dispatcher probing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from freight.pipeline import DaskExecutor, MemoryDeadLetterSink, MemorySource, batch_stage, stage
+
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+# Workers unpickle this module's functions and classes by value: they need not import the test package.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, silence_logs=40
+    )
+    with distributed.Client(cluster) as dask_client:
+        yield dask_client
+    cluster.close()
+
+
+def square_with_pid(x: int) -> tuple[int, int]:
+    time.sleep(0.02)
+    return x * x, os.getpid()
+
+
+def rendezvous(x: int) -> bool:
+    """Item 0 waits on its worker until item 1 ran on the other: only concurrent dispatch gets there."""
+    event = distributed.Event("freight-test-rendezvous")
+    if x == 1:
+        event.set()
+        return True
+    return bool(event.wait(timeout=20)) if x == 0 else True
+
+
+def test_dispatch_is_concurrent_and_does_not_block_the_loop(client: Any) -> None:
+    meet = stage(rendezvous, concurrency=2, executor=DaskExecutor(client))
+    assert asyncio.run(asyncio.wait_for(meet(range(4)).collect(), 60)) == [True] * 4
+
+
+def test_stage_runs_on_worker_processes_in_order(client: Any) -> None:
+    work = stage(square_with_pid, concurrency=4, executor=DaskExecutor(client))
+    results = asyncio.run(work(range(24)).collect())
+    assert [r for r, _ in results] == [x * x for x in range(24)]
+    worker_pids = set(client.run(os.getpid).values())
+    pids = {pid for _, pid in results}
+    assert os.getpid() not in pids and pids <= worker_pids
+    assert len(pids) == 2  # both worker processes took tasks
+
+
+def test_batch_stage_and_numpy_arrays_on_dask(client: Any) -> None:
+    @batch_stage(max_size=4, max_wait=0.01, concurrency=2, executor=DaskExecutor(client))
+    def norms(arrays: list[np.ndarray]) -> list[float]:
+        return [float(np.linalg.norm(a)) for a in arrays]
+
+    arrays = [np.full(1000, float(i)) for i in range(10)]
+    run = norms(arrays, mode="as_completed")
+    results = asyncio.run(run.collect())
+    assert sorted(results) == pytest.approx(sorted(float(np.linalg.norm(a)) for a in arrays))
+    assert run.stats.batches >= 3
+
+
+def reject_odd(x: int) -> int:
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+@pytest.mark.parametrize("mode", ["ordered", "as_completed"])
+def test_worker_errors_go_through_the_error_policy(client: Any, mode: str) -> None:
+    sink = MemoryDeadLetterSink()
+    work = stage(reject_odd, concurrency=4, on_error="dead_letter", executor=DaskExecutor(client))
+    source = MemorySource.single(list(range(10)))
+    run = work(source, mode=mode, dead_letter=sink)  # type: ignore[arg-type]
+    assert sorted(asyncio.run(run.collect())) == [0, 2, 4, 6, 8]
+    assert sorted(item.value for item, _ in sink.records) == [1, 3, 5, 7, 9]
+    report = sink.records[0][1]
+    assert report.error_type == "builtins.ValueError" and report.message.startswith("odd")
+    assert source.committed == {("memory", 0): 10}
+
+
+class Tripwire:
+    """Pickles to its payload; any probe in this (the dispatching) process is counted."""
+
+    touches: ClassVar[list[str]] = []
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: int) -> None:
+        object.__setattr__(self, "payload", payload)
+
+    def __reduce_ex__(self, protocol: object) -> tuple[Any, tuple[int]]:
+        return (Tripwire, (object.__getattribute__(self, "payload"),))
+
+    def __getattr__(self, name: str) -> Any:
+        Tripwire.touches.append(f"getattr {name}")
+        raise AttributeError(name)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        Tripwire.touches.append("__class__")
+        return Tripwire
+
+    def __bool__(self) -> bool:
+        Tripwire.touches.append("bool")
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        Tripwire.touches.append("eq")
+        return self is other
+
+    def __hash__(self) -> int:
+        Tripwire.touches.append("hash")
+        return id(self)
+
+    def __len__(self) -> int:
+        Tripwire.touches.append("len")
+        return 0
+
+
+def resolve_on_worker(t: Tripwire) -> Tripwire:
+    x = object.__getattribute__(t, "payload")
+    return Tripwire(x + 1000)
+
+
+def test_dispatcher_does_not_probe_items(client: Any) -> None:
+    Tripwire.touches.clear()
+    work = stage(resolve_on_worker, concurrency=4, executor=DaskExecutor(client))
+
+    async def main() -> list[int]:
+        return [object.__getattribute__(t, "payload") async for t in work([Tripwire(i) for i in range(8)])]
+
+    assert asyncio.run(main()) == [i + 1000 for i in range(8)]
+    assert Tripwire.touches == []
+
+
+def test_asynchronous_client(client: Any) -> None:
+    async def main() -> list[tuple[int, int]]:
+        async with distributed.Client(client.scheduler.address, asynchronous=True) as aclient:
+            work = stage(square_with_pid, concurrency=4, executor=DaskExecutor(aclient))
+            return await work(range(6)).collect()
+
+    assert [r for r, _ in asyncio.run(main())] == [x * x for x in range(6)]
