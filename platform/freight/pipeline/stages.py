@@ -223,11 +223,29 @@ class _BatchDecorator(Protocol):
 
 
 @overload
-def stage(fn: Callable[[In], Awaitable[Out | None]], /) -> ItemStage[In, Out]: ...
+def stage(
+    fn: Callable[[In], Awaitable[Out | None]],
+    /,
+    *,
+    name: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_error: ErrorPolicy = "fail",
+    timeout: float | None = None,
+    executor: StageExecutor | concurrent.futures.Executor | None = None,
+) -> ItemStage[In, Out]: ...
 
 
 @overload
-def stage(fn: Callable[[In], Out | None], /) -> ItemStage[In, Out]: ...
+def stage(
+    fn: Callable[[In], Out | None],
+    /,
+    *,
+    name: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_error: ErrorPolicy = "fail",
+    timeout: float | None = None,
+    executor: StageExecutor | concurrent.futures.Executor | None = None,
+) -> ItemStage[In, Out]: ...
 
 
 @overload
@@ -251,7 +269,8 @@ def stage(
     timeout: float | None = None,
     executor: StageExecutor | concurrent.futures.Executor | None = None,
 ) -> Any:
-    """Make a one-item stage: `@stage` or `@stage(concurrency=4, on_error="skip", timeout=5.0)`.
+    """Make a one-item stage: `@stage`, `@stage(concurrency=4, on_error="skip", timeout=5.0)` or
+    `stage(fn, concurrency=4)` (which leaves `fn` itself importable, as process pools and Dask may need).
 
     `concurrency` bounds the calls in flight; `on_error` is "fail" (default), "skip", "dead_letter",
     "retry" or `Retry(...)`; `timeout` (seconds) makes a slow call an error under that policy; `executor`
