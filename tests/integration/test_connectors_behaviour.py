@@ -270,6 +270,7 @@ def test_store_rebuilt_from_config_reads_the_same_objects(store: Store) -> None:
     assert cfg.connector == store.connector.kind
     assert "secret" not in str(cfg.options).lower()
     rebuilt = Store.from_config(cfg)
-    np.testing.assert_array_equal(rebuilt.get(ref.key, checksum=ref.checksum), np.arange(1000, dtype=np.float32))
+    np.testing.assert_array_equal(
+        rebuilt.get(ref.key, checksum=ref.checksum), np.arange(1000, dtype=np.float32)
+    )
     rebuilt.close()
-

@@ -29,7 +29,8 @@ DEV_CREDENTIALS = {
 
 
 def _answers(port: int, timeout: float = 2.0) -> tuple[bool, str]:
-    """(True, detail) if an S3 endpoint answers a ListBuckets request on 127.0.0.1:port."""
+    """(True, detail) if an HTTP server answers on 127.0.0.1:port (any status: an endpoint that checks
+    credentials refuses this anonymous request, and still answers)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", "/")
@@ -39,9 +40,7 @@ def _answers(port: int, timeout: float = 2.0) -> tuple[bool, str]:
         return False, f"no answer on port {port}: {exc}"
     finally:
         conn.close()
-    if response.status >= 500:
-        return False, f"HTTP {response.status} from port {port}"
-    return True, f"S3 endpoint answering on port {port}"
+    return True, f"S3 endpoint answering on port {port} (HTTP {response.status})"
 
 
 class MotoS3Service:
