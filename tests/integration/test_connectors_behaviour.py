@@ -70,7 +70,7 @@ def _keys(connector: Connector, prefix: str = "") -> list[str]:
     return sorted(info.key for info in connector.list(prefix))
 
 
-# -- raw bytes ----------------------------------------------------------------------------------------------
+# -- raw bytes -----------------------------------------------------------------------------------------------
 
 
 def test_bytes_round_trip_single_and_vectored(connector: Connector) -> None:
@@ -95,7 +95,7 @@ def test_overwrite_replaces_the_object(connector: Connector) -> None:
     assert _keys(connector) == ["k"]
 
 
-# -- numpy, tensors, JSON through a Store ---------------------------------------------------------------------
+# -- numpy, tensors, JSON through a Store --------------------------------------------------------------------
 
 ARRAYS: dict[str, Callable[[], np.ndarray[Any, Any]]] = {
     "float64": lambda: np.random.default_rng(0).standard_normal((64, 33)),
@@ -153,7 +153,7 @@ def test_json_and_bytes_objects(store: Store) -> None:
         assert back == (bytes(obj) if isinstance(obj, bytearray) else obj)
 
 
-# -- batches, missing keys, eviction ------------------------------------------------------------------------
+# -- batches, missing keys, eviction -------------------------------------------------------------------------
 
 
 def test_batch_put_get_and_missing(store: Store) -> None:
@@ -217,7 +217,7 @@ def test_store_refuses_bad_keys(store: Store) -> None:
         store.get("/etc/passwd")
 
 
-# -- concurrency ----------------------------------------------------------------------------------------------
+# -- concurrency ---------------------------------------------------------------------------------------------
 
 
 def test_concurrent_writers_on_one_key(store: Store) -> None:
@@ -261,7 +261,7 @@ def test_concurrent_writers_on_one_key(store: Store) -> None:
     assert _keys(store.connector) == ["hot"]
 
 
-# -- configs --------------------------------------------------------------------------------------------------
+# -- configs -------------------------------------------------------------------------------------------------
 
 
 def test_store_rebuilt_from_config_reads_the_same_objects(store: Store) -> None:

@@ -24,25 +24,23 @@ from freight.errors import ObjectNotFoundError
 from freight.stores import Store, encode_header
 
 ITEMS = 3 << 20  # int64 items: 24 MiB per version
-WRITER = (
-    r"""
+WRITER = r"""
 import sys
 import numpy as np
 from freight.connectors import FileConnector
 from freight.stores import SerializedObject, Store
 
 store = Store("crash", FileConnector(sys.argv[1]))
+ITEMS = int(sys.argv[2])
 version = 0
 while True:
-    ser = store.serialize(np.full(%d, version, dtype=np.int64))
+    ser = store.serialize(np.full(ITEMS, version, dtype=np.int64))
     view = memoryview(ser.buffers[0])
     pieces = [view[i : i + (1 << 20)] for i in range(0, ser.nbytes, 1 << 20)]
     store.put_serialized("obj", SerializedObject(ser.serializer, pieces, ser.nbytes, ser.descriptor))
     version += 1
     print(version, flush=True)
 """
-    % ITEMS
-)
 
 
 def _check_complete(arr: np.ndarray) -> int:  # type: ignore[type-arg]
@@ -55,7 +53,10 @@ def _check_complete(arr: np.ndarray) -> int:  # type: ignore[type-arg]
 def _kill_mid_write(root: Path, store: Store, total: int) -> bool:
     """Run the writer until a partial temporary file is seen, SIGKILL it; True if caught mid-write."""
     child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, "-c", WRITER, str(root), str(ITEMS)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     errors: list[BaseException] = []
     stop = threading.Event()

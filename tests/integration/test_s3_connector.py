@@ -1,4 +1,4 @@
-"""S3 connector against moto's real HTTP server: multipart objects, batches, and every error a user can hit."""
+"""S3 connector against moto's real HTTP server: multipart objects, batches, every error a user can hit."""
 
 from __future__ import annotations
 

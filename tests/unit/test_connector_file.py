@@ -178,5 +178,5 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
         build_connector("file", {})
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ConfigError, match="cannot create|not a directory"):
+    with pytest.raises(ConfigError, match=r"cannot create|not a directory"):
         FileConnector(blocker)
