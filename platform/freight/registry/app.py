@@ -40,7 +40,8 @@ from freight.registry.models import (
     StatusResponse,
     SubjectVersion,
 )
-from freight.registry.service import SCHEMA_TYPES, RegistryService, WriteResult
+from freight.registry.planner import SCHEMA_TYPES
+from freight.registry.service import RegistryService, WriteResult
 
 log = logging.getLogger(__name__)
 

@@ -71,7 +71,9 @@ def parse_avro(
     """Validate `text` (resolving its references through `resolve`) or raise InvalidSchemaError."""
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise InvalidSchemaError("the schema is nested too deeply") from None
+    except ValueError as exc:
         raise InvalidSchemaError(f"the schema is not valid JSON: {exc}") from None
     if data is None or data == "" or data == {}:
         raise InvalidSchemaError("the schema is empty")

@@ -194,12 +194,14 @@ class LogReader:
                 "fetch.max.bytes": 64 * 1024 * 1024,
             }
         )
-        self._consumer = Consumer(conf)
+        self._conf = conf
+        self._consumer: Consumer | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"registry-reader-{topic}", daemon=True)
         self.last_error: str | None = None
 
     def start(self) -> None:
+        self._consumer = Consumer(self._conf)
         self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         self._thread.start()
 
@@ -207,14 +209,16 @@ class LogReader:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        with contextlib.suppress(Exception):
-            self._consumer.close()
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                self._consumer.close()
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        assert self._consumer is not None
         while not self._stop.is_set():
             try:
                 # consume() waits for its whole batch or the timeout; poll() returns at the first record, so
