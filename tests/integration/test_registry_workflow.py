@@ -226,7 +226,7 @@ def test_schema_references(registry_client: SchemaRegistryClient, registry_url: 
     assert client.get_referenced_by(ref_subject, 1) == [main_id]
     assert client.get_version(subject, 1).schema.references[0].subject == ref_subject
     expect_error(422, 42206, client.delete_version, ref_subject, 1)  # in use by a live schema
-    expect_error(422, 42201, client.register_schema, f"{subject}-x", avro(main))  # unknown type without the ref
+    expect_error(422, 42201, client.register_schema, f"{subject}-x", avro(main))  # no ref: unknown type
     client.delete_subject(subject)
     assert client.delete_version(ref_subject, 1) == 1  # soft: only a soft-deleted schema uses it now
     expect_error(422, 42206, client.delete_version, ref_subject, 1, permanent=True)
