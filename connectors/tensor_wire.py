@@ -144,7 +144,10 @@ class TensorServer:
         self.host: str = str(bound[0])
         self.port: int = int(bound[1])
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"freight-tensor-{self.port}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # how long close() waits for the loop to notice
+            name=f"freight-tensor-{self.port}",
+            daemon=True,
         )
         self._thread.start()
 
