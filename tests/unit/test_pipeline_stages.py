@@ -184,3 +184,32 @@ def test_dead_letter_policy_runs_with_a_sink() -> None:
     sink = MemoryDeadLetterSink()
     run = stage(on_error="dead_letter")(plus_one.fn)(range(3), dead_letter=sink)
     assert asyncio.run(run.collect()) == [1, 2, 3] and len(sink) == 0
+
+
+def test_aclose_from_another_task_stops_a_running_loop() -> None:
+    source = MemorySource.single(list(range(1000)))
+
+    @stage
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.001)
+        return x
+
+    async def main() -> list[int]:
+        run = slow(source, max_in_flight=8, commit_interval=0)
+        seen: list[int] = []
+
+        async def consume() -> None:
+            async for x in run:
+                seen.append(x)
+
+        task = asyncio.create_task(consume())
+        while len(seen) < 5:
+            await asyncio.sleep(0.001)
+        await run.aclose()
+        await asyncio.wait_for(task, 10)
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen == list(range(len(seen))) and len(seen) < 1000
+    # done = every result the loop finished; the last one it got may or may not have been marked done
+    assert len(seen) - 1 <= source.committed[("memory", 0)] <= len(seen)

@@ -162,7 +162,9 @@ class PipelineRun(Generic[Out]):
         self._commit_wanted = asyncio.Event()
         self._iterator: AsyncGenerator[Out, None] | None = None
         self._started = False
+        self._stopping = False
         self._closed = False
+        self._shutdown_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the caller's side ---------------------------------------------------------------------------
@@ -186,9 +188,16 @@ class PipelineRun(Generic[Out]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the run: cancel the work in flight and commit the done prefix."""
-        if self._iterator is not None:
-            await self._iterator.aclose()
+        """Stop the run: cancel the work in flight and commit the done prefix.
+
+        Safe to call from another task while one iterates: that loop then ends as if the input had ended.
+        """
+        self._stopping = True
+        iterator = self._iterator
+        if iterator is not None and iterator.ag_running:
+            self._output.put_nowait(_END)  # wake the iterating task; it stops at its next step
+        elif iterator is not None:
+            await iterator.aclose()
         await self._shutdown()
 
     @property
@@ -206,7 +215,7 @@ class PipelineRun(Generic[Out]):
         try:
             while True:
                 signal = await self._output.get()
-                if signal is _END:
+                if signal is _END or self._stopping:
                     return
                 if signal is _FAILED:
                     await self._raise_failure()
@@ -277,9 +286,13 @@ class PipelineRun(Generic[Out]):
         self._wake_batchers()
 
     async def _shutdown(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        async with self._shutdown_lock:  # a second caller returns once the first one has finished
+            if self._closed:
+                return
+            self._closed = True
+            await self._stop_everything()
+
+    async def _stop_everything(self) -> None:
         self._exhausted = True
         while True:
             busy = [t for t in self._tasks if t is not self._committer and not t.done()]
