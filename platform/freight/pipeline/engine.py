@@ -194,7 +194,7 @@ class PipelineRun(Generic[Out]):
         """
         self._stopping = True
         iterator = self._iterator
-        if iterator is not None and iterator.ag_running:
+        if iterator is not None and getattr(iterator, "ag_running", False):
             self._output.put_nowait(_END)  # wake the iterating task; it stops at its next step
         elif iterator is not None:
             await iterator.aclose()
