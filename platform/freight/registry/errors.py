@@ -119,15 +119,17 @@ def invalid_version(version: str) -> RegistryHTTPError:
 
 
 def invalid_compatibility(level: object, valid: list[str]) -> RegistryHTTPError:
-    return RegistryHTTPError(
-        422,
-        42203,
-        f"Invalid compatibility level {level!r}. Valid values are: {', '.join(valid)}",
+    what = (
+        'No compatibility level given: send {"compatibility": "<level>"}'
+        if level is None
+        else f"Invalid compatibility level {level!r}"
     )
+    return RegistryHTTPError(422, 42203, f"{what}. Valid values are: {', '.join(valid)}")
 
 
 def invalid_mode(mode: object, valid: list[str]) -> RegistryHTTPError:
-    return RegistryHTTPError(422, 42204, f"Invalid mode {mode!r}. Valid values are: {', '.join(valid)}")
+    what = 'No mode given: send {"mode": "<mode>"}' if mode is None else f"Invalid mode {mode!r}"
+    return RegistryHTTPError(422, 42204, f"{what}. Valid values are: {', '.join(valid)}")
 
 
 def operation_not_permitted(message: str) -> RegistryHTTPError:
