@@ -92,7 +92,7 @@ class BytesSerializer:
 def dtype_to_str(dtype: np.dtype[Any]) -> str:
     """numpy dtype as it travels in a descriptor: '<f8', '>i4', '<M8[ns]', or 'json:[...]' if structured."""
     if dtype.hasobject:
-        raise SerializationError(
+        raise PickleDisabledError(
             f"numpy arrays of dtype {dtype} hold Python objects, which have no raw-bytes form; convert them "
             "(e.g. to strings or numbers) or enable pickle (FREIGHT_ALLOW_PICKLE=1 / allow_pickle=True)"
         )
@@ -364,6 +364,8 @@ class SerializerRegistry:
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
         if self.allow_pickle:
             return self._pickle
+        if isinstance(obj, np.ndarray):
+            dtype_to_str(obj.dtype)  # says why this array has no raw-bytes form
         raise PickleDisabledError(
             f"no safe serializer takes objects of type {kind} (safe: {', '.join(self.names())}). Convert it "
             f"(numpy array, bytes, JSON-able dict/list), register a Serializer for it, or use pickle: "
