@@ -57,7 +57,7 @@ def test_small_batch_is_flushed_after_max_wait_while_the_source_is_quiet() -> No
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
 
 
-def test_batch_at_min_size_goes_when_the_window_is_full_instead_of_waiting() -> None:
+def test_batch_below_min_size_goes_when_the_window_is_full_instead_of_waiting() -> None:
     async def main() -> tuple[list[int], list[list[int]]]:
         gate = asyncio.Event()
         batches: list[list[int]] = []
@@ -68,7 +68,7 @@ def test_batch_at_min_size_goes_when_the_window_is_full_instead_of_waiting() -> 
                 await gate.wait()  # the head arrives only after a full batch of later items ran
             return x
 
-        @batch_stage(max_size=4, min_size=2, max_wait=60)
+        @batch_stage(max_size=4, min_size=4, max_wait=60)
         async def batch(xs: list[int]) -> list[int]:
             batches.append(xs)
             gate.set()
@@ -76,13 +76,31 @@ def test_batch_at_min_size_goes_when_the_window_is_full_instead_of_waiting() -> 
 
         # Later items make a full batch and wait in the reorder buffer for 0; the rest and then 0 reach the
         # batcher and the window (6) is full. Nothing else can arrive until that batch runs: with max_wait
-        # a minute, only the "window full, at least min_size" rule lets this finish.
+        # a minute and min_size 4, only the "window full, nothing upstream" rule lets this finish.
         results = await asyncio.wait_for((head_waits | batch)(range(6), max_in_flight=6).collect(), 10)
         return results, batches
 
     results, batches = asyncio.run(main())
     assert results == list(range(6))
-    assert len(batches) == 2 and 0 in batches[1] and len(batches[1]) >= 2
+    assert len(batches) == 2 and 0 in batches[1] and len(batches[1]) == 2
+
+
+def test_batch_at_min_size_does_not_wait_for_input_not_yet_read() -> None:
+    sizes: list[int] = []
+
+    async def trickle() -> AsyncIterator[int]:
+        for i in range(12):
+            await asyncio.sleep(0.002)  # a quiet topic: one message at a time
+            yield i
+
+    @batch_stage(max_size=100, min_size=3, max_wait=60)
+    async def batch(xs: list[int]) -> list[int]:
+        sizes.append(len(xs))
+        return xs
+
+    # with max_wait a minute, batches only go early because they reached min_size (or the input ended)
+    assert asyncio.run(asyncio.wait_for(batch(trickle()).collect(), 10)) == list(range(12))
+    assert all(size >= 3 for size in sizes) and sum(sizes) == 12 and len(sizes) >= 2
 
 
 def test_batches_never_exceed_max_size_and_concurrency_is_respected() -> None:

@@ -495,12 +495,13 @@ class PipelineRun(Generic[Out]):
             return False
         if size >= stg.max_size:
             return True
-        if self._exhausted and self._upstream[i] == 0:
-            return True  # the input ended: the final partial batch goes now
+        if self._upstream[i] == 0:  # every admitted item that will come here has arrived
+            if self._exhausted or self._reader_blocked:
+                return True  # input ended or window full: waiting cannot grow this batch
+            if size >= stg.min_size:
+                return True  # big enough; do not wait for items that are not even admitted yet
         assert self._loop is not None
-        if self._loop.time() - batcher.arrived[0] >= stg.max_wait:
-            return True
-        return size >= stg.min_size and self._upstream[i] == 0 and self._reader_blocked
+        return self._loop.time() - batcher.arrived[0] >= stg.max_wait
 
     async def _batch_loop(self, i: int, stg: BatchStage[Any, Any]) -> None:
         batcher = self._batchers[i]

@@ -144,11 +144,18 @@ class ItemStage(Stage[In, Out]):
 class BatchStage(Stage[In, Out]):
     """A stage whose function takes a list of items and returns one result per item, in order.
 
-    A pending batch is flushed to the function when a concurrency slot is free and one of these holds:
-    it has `max_size` items; the input has ended (the final partial batch is processed, never dropped);
-    its oldest item has waited `max_wait` seconds (whatever its size, even below `min_size`); or it has at
-    least `min_size` items and no more can arrive until the pipeline drains (every admitted item upstream has
-    reached it and the window is full).
+    A pending batch goes to the function (once a concurrency slot is free; items that arrive meanwhile join
+    it, up to `max_size`) as soon as one of these holds:
+
+    - it has `max_size` items;
+    - no further item can reach it for now, whatever its size: the input ended (the final partial batch is
+      processed, never dropped), or the window is full and every admitted item upstream has arrived;
+    - it has at least `min_size` items and every admitted item upstream has arrived (it does not wait for
+      input that is not even read yet);
+    - its oldest item has waited `max_wait` seconds, whatever its size.
+
+    So below `min_size` a batch waits up to `max_wait` for more input; raise `min_size` and `max_wait` to
+    trade latency for bigger batches. While the stage is busy, batches grow up to `max_size` on their own.
     """
 
     def __init__(
@@ -298,8 +305,8 @@ def batch_stage(
 ) -> _BatchDecorator:
     """Make a batch stage: `@batch_stage(max_size=64, min_size=8, max_wait=0.05)`.
 
-    Batches hold up to `max_size` items; below `min_size` a batch waits for more, but never longer than
-    `max_wait` seconds, and the final partial batch is processed when the input ends (see `BatchStage`).
+    Batches hold up to `max_size` items; below `min_size` a batch waits for more input, but never longer
+    than `max_wait` seconds, and the final partial batch is processed when the input ends (see `BatchStage`).
     Error policies apply to a failed batch as a whole (every item is skipped, dead-lettered or failed).
     """
 
