@@ -1,5 +1,7 @@
 """Freight's Avro schemas, the event model, and (see `serde`) Confluent-wire-format serialization."""
 
+from typing import Any
+
 from freight.schemas.events import (
     ArrayDescriptor,
     EventKind,
@@ -15,6 +17,7 @@ __all__ = [
     "STORE_CONFIG",
     "ArrayDescriptor",
     "EventKind",
+    "EventSerde",
     "EvictionMode",
     "InlinePayload",
     "ObjectEvent",
@@ -23,3 +26,12 @@ __all__ = [
     "schema_dict",
     "schema_text",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`EventSerde` loads on first use (it brings fastavro and the registry client)."""
+    if name == "EventSerde":
+        from freight.schemas.serde import EventSerde
+
+        return EventSerde
+    raise AttributeError(f"module 'freight.schemas' has no attribute {name!r}")
