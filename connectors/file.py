@@ -35,7 +35,15 @@ from pydantic import Field
 
 from freight.connectors._options import ConnectorOptions
 from freight.connectors.keys import validate_key
-from freight.connectors.protocol import Blob, Buffer, ObjectInfo, byte_views
+from freight.connectors.protocol import (
+    Blob,
+    Buffer,
+    DeferredBuffer,
+    ObjectInfo,
+    ReadObserver,
+    blob_items,
+    flat_view,
+)
 from freight.errors import ConfigError, ObjectNotFoundError, StoreError
 
 #: Marks temporary files; never part of a valid key (see keys.validate_key).
@@ -43,6 +51,8 @@ TEMP_MARK = "~"
 #: Preallocate files at least this large.
 PREALLOCATE_MIN = 1 << 20
 _MAX_IO = 1 << 30  # bytes per read/write call (Linux caps one call near 2 GiB)
+#: Chunk size of `get_observed`: large enough to amortise calls, small enough to overlap reading and hashing.
+OBSERVE_CHUNK = 8 << 20
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,6 +89,12 @@ def _write_all(fd: int, view: memoryview) -> None:
     pos, total = 0, view.nbytes
     while pos < total:
         pos += os.write(fd, view[pos : pos + _MAX_IO])
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    pos, total = 0, view.nbytes
+    while pos < total:
+        pos += os.pwrite(fd, view[pos : pos + _MAX_IO], offset + pos)
 
 
 def _read_exact(fd: int, view: memoryview) -> int:
@@ -144,8 +160,13 @@ class FileConnector:
     # -- writing -----------------------------------------------------------------------------------------
 
     def put(self, key: str, data: Blob) -> None:
+        """Write `data` to a temporary file and rename it over the key's file.
+
+        Deferred parts (a header holding the payload's checksum) are skipped over and written last, so the
+        payload goes to disk while the checksum is still being computed.
+        """
         path = self._path(key)
-        views = byte_views(data)
+        items = [i if isinstance(i, DeferredBuffer) else flat_view(i) for i in blob_items(data)]
         directory, _, name = path.rpartition("/")
         tmp = f"{directory}/{name}{TEMP_MARK}{os.getpid()}@{_HOST_TAG}{TEMP_MARK}{uuid.uuid4().hex[:12]}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -161,11 +182,21 @@ class FileConnector:
             ) from exc
         try:
             try:
-                total = sum(v.nbytes for v in views)
+                total = sum(i.size if isinstance(i, DeferredBuffer) else i.nbytes for i in items)
                 if total >= PREALLOCATE_MIN:
                     _preallocate(fd, total)
-                for view in views:
-                    _write_all(fd, view)
+                deferred: builtins.list[tuple[int, DeferredBuffer]] = []
+                offset = 0
+                for item in items:
+                    if isinstance(item, DeferredBuffer):
+                        deferred.append((offset, item))
+                        offset += item.size
+                        os.lseek(fd, offset, os.SEEK_SET)
+                    else:
+                        _write_all(fd, item)
+                        offset += item.nbytes
+                for at, part in deferred:
+                    _pwrite_all(fd, part.resolve(), at)
                 if self.fsync:
                     os.fsync(fd)
             finally:
@@ -220,6 +251,22 @@ class FileConnector:
         finally:
             os.close(fd)
         return view[:got] if got < size else view
+
+    def get_observed(self, key: str, observe: ReadObserver) -> Buffer:
+        """`get`, showing each chunk to `observe(offset, chunk, total)` as soon as it is read."""
+        fd, size = self._open(key)
+        try:
+            view = np.empty(size, dtype=np.uint8).data
+            pos = 0
+            while pos < size:
+                n = os.readv(fd, [view[pos : pos + OBSERVE_CHUNK]])
+                if n == 0:
+                    break
+                observe(pos, view[pos : pos + n], size)
+                pos += n
+        finally:
+            os.close(fd)
+        return view[:pos] if pos < size else view
 
     def get_mapped(self, key: str) -> memoryview:
         """A read-only memory map of the object: no copy; pages are read on first access."""

@@ -11,13 +11,53 @@ Kafka topic so that consumers can rebuild the store; credentials come from each 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, runtime_checkable
 
 Buffer = bytes | bytearray | memoryview
-#: One buffer, or several written back to back as one object.
-Blob = Buffer | Sequence[Buffer]
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredBuffer:
+    """A part of a blob whose size is known now but whose bytes are produced later.
+
+    A store's header holds the checksum of the payload that follows it; with a deferred header, a connector
+    that can seek (the file connector) writes the payload first and the header last, while the checksum is
+    computed on another core. Connectors that write in order call `resolve()` first (it waits).
+    """
+
+    size: int
+    produce: Callable[[], Buffer]
+
+    def resolve(self) -> memoryview:
+        """The bytes, checked to be exactly `size` long."""
+        view = flat_view(self.produce())
+        if view.nbytes != self.size:
+            raise ValueError(f"a deferred buffer produced {view.nbytes} bytes, {self.size} were announced")
+        return view
+
+
+#: One buffer, or several written back to back as one object (parts may be deferred).
+Blob = Buffer | Sequence[Buffer | DeferredBuffer]
+
+#: Called by `ObservableConnector.get_observed` with (offset, chunk, total size) for each chunk read.
+ReadObserver = Callable[[int, memoryview, int], None]
+
+
+def flat_view(item: Buffer) -> memoryview:
+    """`item` as a flat, C-contiguous byte memoryview (no copy); ValueError if it is not contiguous."""
+    view = item if isinstance(item, memoryview) else memoryview(item)
+    if view.format != "B" or view.ndim != 1:
+        if not view.c_contiguous:
+            raise ValueError("connector buffers must be C-contiguous; copy the object first")
+        view = view.cast("B")
+    return view
+
+
+def blob_items(data: Blob) -> list[Buffer | DeferredBuffer]:
+    """The parts of `data`, in order."""
+    return [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
 
 
 def byte_views(data: Blob) -> list[memoryview]:
@@ -25,22 +65,16 @@ def byte_views(data: Blob) -> list[memoryview]:
 
     A buffer of another item format (a memoryview of an int32 array, say) is cast to bytes; a
     non-contiguous buffer raises ValueError, because writing it would need a copy the caller should see.
+    Deferred parts are resolved (waited for) in place.
     """
-    items: Sequence[Buffer] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
-    views: list[memoryview] = []
-    for item in items:
-        view = item if isinstance(item, memoryview) else memoryview(item)
-        if view.format != "B" or view.ndim != 1:
-            if not view.c_contiguous:
-                raise ValueError("connector buffers must be C-contiguous; copy the object first")
-            view = view.cast("B")
-        views.append(view)
-    return views
+    return [
+        item.resolve() if isinstance(item, DeferredBuffer) else flat_view(item) for item in blob_items(data)
+    ]
 
 
 def blob_size(data: Blob) -> int:
-    """Total bytes in `data`."""
-    return sum(v.nbytes for v in byte_views(data))
+    """Total bytes in `data` (without resolving deferred parts)."""
+    return sum(i.size if isinstance(i, DeferredBuffer) else flat_view(i).nbytes for i in blob_items(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +137,18 @@ class MappableConnector(Connector, Protocol):
 
     def get_mapped(self, key: str) -> memoryview:
         """A read-only memoryview over a memory map of the object; raise ObjectNotFoundError if absent."""
+        ...
+
+
+@runtime_checkable
+class ObservableConnector(Connector, Protocol):
+    """A connector that reads an object in chunks and shows each chunk to an observer as it arrives.
+
+    The store verifies checksums this way while the rest is still being read (on another core).
+    """
+
+    def get_observed(self, key: str, observe: ReadObserver) -> Buffer:
+        """Like `get`, calling `observe(offset, chunk, total)` for consecutive chunks, in order."""
         ...
 
 

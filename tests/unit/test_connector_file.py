@@ -180,3 +180,27 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ConfigError, match=r"cannot create|not a directory"):
         FileConnector(blocker)
+
+
+def test_large_objects_are_verified_while_they_move(store: Store) -> None:
+    """Above 4 MiB the checksum is computed during the write (header written last) and during the read."""
+    big = np.random.default_rng(7).standard_normal(6 << 17)  # 6 MiB
+    ref = store.put(big, key="big")
+    assert ref.checksum == f"xxh3_64:{xxhash.xxh3_64_hexdigest(big.tobytes())}"
+    np.testing.assert_array_equal(store.get("big", checksum=ref.checksum), big)
+    import hashlib
+
+    sha = f"sha256:{hashlib.sha256(big.tobytes()).hexdigest()}"
+    np.testing.assert_array_equal(store.get("big", checksum=sha), big)
+    with pytest.raises(IntegrityError, match="event recorded"):
+        store.get("big", checksum="xxh3_64:" + "0" * 16)
+    path = _object_file(store, "big")
+    with open(path, "r+b") as f:
+        f.seek(5 << 20)
+        byte = f.read(1)
+        f.seek(5 << 20)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(IntegrityError, match="'big' in store 'files' is corrupt"):
+        store.get("big")
+    with pytest.raises(IntegrityError, match="is corrupt"):
+        store.get("big", mmap=True)

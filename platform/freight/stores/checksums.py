@@ -48,6 +48,11 @@ def compute(algorithm: str, buffers: Iterable[Buffer]) -> str:
     return f"{algorithm}:{hasher.hexdigest()}"
 
 
+def placeholder(algorithm: str) -> str:
+    """A checksum string of the length `algorithm` produces (to size a header before the digest is known)."""
+    return f"{algorithm}:{'0' * len(ALGORITHMS[algorithm]().hexdigest())}"
+
+
 def parse(checksum: str) -> tuple[str, str]:
     """Split 'algorithm:hex'; an unknown algorithm or malformed value is an IntegrityError saying which."""
     algorithm, sep, digest = checksum.partition(":")

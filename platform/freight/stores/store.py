@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
@@ -21,13 +21,16 @@ from freight.connectors.keys import validate_key
 from freight.connectors.protocol import (
     Buffer,
     Connector,
+    DeferredBuffer,
     MappableConnector,
     ObjectConnector,
+    ObservableConnector,
     ResidentObject,
 )
 from freight.errors import ConfigError, IntegrityError, ObjectNotFoundError, SerializationError
 from freight.schemas.events import ArrayDescriptor
 from freight.stores import checksums
+from freight.stores._streaming import STREAM_MIN, ReadVerifier, hash_later
 from freight.stores.config import StoreConfig, check_store_name
 from freight.stores.factory import build_connector
 from freight.stores.framing import decode_header, encode_header, payload_view
@@ -89,6 +92,9 @@ class Store:
         self._mappable: MappableConnector | None = (
             connector if isinstance(connector, MappableConnector) else None
         )
+        self._observable: ObservableConnector | None = (
+            connector if isinstance(connector, ObservableConnector) and self._objects is None else None
+        )
         self._stats = StoreStats()
         self._lock = threading.Lock()
 
@@ -118,18 +124,32 @@ class Store:
             self._stats.bytes_written += size
             self._stats.objects_written += objects
 
-    def _frame(self, ser: SerializedObject) -> tuple[bytes, str | None]:
-        digest = checksums.compute(self.checksum, ser.buffers) if self.checksum else None
-        return encode_header(ser.serializer, ser.nbytes, digest, ser.descriptor), digest
+    def _frame(self, ser: SerializedObject) -> tuple[bytes | DeferredBuffer, int, Callable[[], str | None]]:
+        """(header, header size, digest source). For a large payload the checksum is computed on another
+        core while the connector writes, and the header holding it is deferred (written last)."""
+        algorithm = self.checksum
+        if algorithm is None or ser.nbytes < STREAM_MIN:
+            digest = checksums.compute(algorithm, ser.buffers) if algorithm else None
+            header = encode_header(ser.serializer, ser.nbytes, digest, ser.descriptor)
+            return header, len(header), lambda: digest
+        future = hash_later(algorithm, ser.buffers)
+        size = len(
+            encode_header(ser.serializer, ser.nbytes, checksums.placeholder(algorithm), ser.descriptor)
+        )
+
+        def produce() -> bytes:
+            return encode_header(ser.serializer, ser.nbytes, future.result(), ser.descriptor)
+
+        return DeferredBuffer(size, produce), size, future.result
 
     def put_serialized(self, key: str, ser: SerializedObject) -> StoredObject:
         """Write an already serialized object under `key`."""
         validate_key(key)
-        header, digest = self._frame(ser)
+        header, header_size, digest = self._frame(ser)
         self.connector.put(key, [header, *ser.buffers])
-        size = len(header) + ser.nbytes
+        size = header_size + ser.nbytes
         self._count_write(size)
-        return StoredObject(key, size, digest, ser.serializer, ser.descriptor)
+        return StoredObject(key, size, digest(), ser.serializer, ser.descriptor)
 
     def _resident(self, obj: Any, serializer: str | None) -> bool:
         return self._objects is not None and serializer in (None, "torch") and self._objects.accepts(obj)
@@ -160,19 +180,22 @@ class Store:
         elif len(keys) != len(objs):
             raise ValueError(f"put_batch got {len(objs)} objects but {len(keys)} keys")
         out: list[StoredObject | None] = [None] * len(objs)
-        items: list[tuple[str, list[Buffer]]] = []
+        items: list[tuple[str, list[Buffer | DeferredBuffer]]] = []
+        pending: list[tuple[int, str, int, SerializedObject, Callable[[], str | None]]] = []
         for i, (key, obj) in enumerate(zip(keys, objs, strict=True)):
             validate_key(key)
             if self._resident(obj, None):
                 out[i] = self._put_resident(key, obj)
                 continue
             ser = self.serialize(obj)
-            header, digest = self._frame(ser)
+            header, header_size, digest = self._frame(ser)
             items.append((key, [header, *ser.buffers]))
-            out[i] = StoredObject(key, len(header) + ser.nbytes, digest, ser.serializer, ser.descriptor)
+            pending.append((i, key, header_size + ser.nbytes, ser, digest))
         if items:
             self.connector.put_batch(items)
-            self._count_write(sum(sum(len(memoryview(b)) for b in bufs) for _, bufs in items), len(items))
+            for i, key, size, ser, digest in pending:
+                out[i] = StoredObject(key, size, digest(), ser.serializer, ser.descriptor)
+            self._count_write(sum(p[2] for p in pending), len(pending))
         return [o for o in out if o is not None]
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -186,30 +209,50 @@ class Store:
             self._stats.misses += 1
         return type(exc)(f"{self._where(key)} not found: {exc}")
 
-    def _verify(self, key: str, recorded: str | None, payload: memoryview, expected: str | None) -> None:
-        """Check the payload against its header checksum and the checksum the event recorded."""
-        verified: str | None = None
+    def _verify(
+        self,
+        key: str,
+        recorded: str | None,
+        payload: memoryview,
+        expected: str | None,
+        digests: dict[str, str] | None = None,
+    ) -> None:
+        """Check the payload against its header checksum and the checksum the event recorded.
+
+        `digests` ({algorithm: 'algorithm:hex'}) were computed while the payload was read; others are
+        computed here.
+        """
+        known = dict(digests or {})
+
+        def digest(algorithm: str) -> str:
+            if algorithm not in known:
+                known[algorithm] = checksums.compute(algorithm, [payload])
+            return known[algorithm]
+
         if recorded is not None:
-            algorithm, _ = checksums.parse(recorded)
-            verified = checksums.compute(algorithm, [payload])
-            if verified != recorded:
+            actual = digest(checksums.parse(recorded)[0])
+            if actual != recorded:
                 raise IntegrityError(
-                    f"{self._where(key)} is corrupt: its payload hashes to {verified}, but its header "
+                    f"{self._where(key)} is corrupt: its payload hashes to {actual}, but its header "
                     f"recorded {recorded}. Rewrite it from the source."
                 )
         if expected is None:
             return
-        algorithm, digest = checksums.parse(expected)
-        wanted = f"{algorithm}:{digest}"
-        if verified is None or checksums.parse(verified)[0] != algorithm:
-            verified = checksums.compute(algorithm, [payload])
-        if verified != wanted:
+        algorithm, hexdigest = checksums.parse(expected)
+        actual = digest(algorithm)
+        if actual != f"{algorithm}:{hexdigest}":
             raise IntegrityError(
                 f"{self._where(key)} does not match the checksum its event recorded: expected {expected}, "
-                f"found {verified}. The object was overwritten or corrupted after the event was produced."
+                f"found {actual}. The object was overwritten or corrupted after the event was produced."
             )
 
-    def _decode(self, key: str, entry: Buffer | ResidentObject, expected: str | None) -> Any:
+    def _decode(
+        self,
+        key: str,
+        entry: Buffer | ResidentObject,
+        expected: str | None,
+        digests: dict[str, str] | None = None,
+    ) -> Any:
         where = self._where(key)
         if isinstance(entry, ResidentObject):
             frame = decode_header(entry.header, where, whole=False)
@@ -221,7 +264,7 @@ class Store:
         else:
             frame = decode_header(entry, where)
             payload = payload_view(entry, frame)
-            self._verify(key, frame.checksum, payload, expected)
+            self._verify(key, frame.checksum, payload, expected, digests)
             size = frame.total
             try:
                 obj = self.serializers.deserialize(frame.serializer, payload, frame.descriptor)
@@ -243,6 +286,17 @@ class Store:
         except ObjectNotFoundError as exc:
             raise self._not_found(key, exc) from None
 
+    def _get_verified_while_reading(self, key: str, expected: str | None) -> Any:
+        assert self._observable is not None
+        verifier = ReadVerifier(self._where(key), expected)
+        try:
+            data = self._observable.get_observed(key, verifier)
+        except ObjectNotFoundError as exc:
+            raise self._not_found(key, exc) from None
+        finally:
+            verifier.close()
+        return self._decode(key, data, expected, verifier.digests())
+
     def get(self, key: str, *, checksum: str | None = None, mmap: bool = False) -> Any:
         """The object under `key`. `checksum` is what the event recorded; `mmap` maps instead of reading.
 
@@ -250,6 +304,8 @@ class Store:
         IntegrityError if the bytes do not match their header or `checksum`.
         """
         validate_key(key)
+        if self._observable is not None and not mmap:
+            return self._get_verified_while_reading(key, checksum)
         return self._decode(key, self._fetch(key, mmap), checksum)
 
     def get_batch(self, keys: Sequence[str], *, checksums: Sequence[str | None] | None = None) -> list[Any]:
