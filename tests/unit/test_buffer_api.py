@@ -258,3 +258,22 @@ def test_partition_buffers_time_deadline_across_streams() -> None:
     pb.skip(2)
     point = pb.commit_point()
     assert point is not None and point.offset == 3
+
+
+def test_low_watermark_is_the_smallest_retained_offset_whatever_the_order() -> None:
+    buf = StreamBuffer("s", Count(10))
+    buf.put(BufferItem(0, 0, 0, 7))
+    buf.put(BufferItem(1, 1, 0, 5))  # items not from Kafka may come with any offsets
+    assert buf.low_watermark() == 5
+    for seq, offset in [(3, 2), (2, 9)]:
+        buf.put(BufferItem(seq, seq, 0, offset))
+    assert buf.low_watermark() == 2
+    buf.signal_done(4, offset=1)
+    assert buf.low_watermark() == 1
+    buf.pop_chunk()
+    assert buf.low_watermark() is None and buf.finished
+    ordered = StreamBuffer("s", Count(2))
+    for seq in range(3):
+        ordered.put(BufferItem(seq, seq, 0, 10 + seq))
+    ordered.put(BufferItem(4, 4, 0, 3))  # arrived early, from a lower offset
+    assert ordered.pop_chunk().data == (0, 1) and ordered.low_watermark() == 3

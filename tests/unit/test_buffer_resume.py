@@ -347,7 +347,7 @@ def test_resume_state_that_does_not_fit_the_policy_is_rejected() -> None:
     with pytest.raises(ResumeStateError, match="another policy"):
         StreamBuffer("s", SlidingWindow(4, 1), resume=ResumeState(next_chunk_index=2, next_sequence=1))
     with pytest.raises(ResumeStateError, match="next_sequence"):
-        ResumeState(0, -1)
+        StreamBuffer("s", Count(2), resume=ResumeState(0, -1))
 
 
 def test_end_of_stream_is_held_until_the_final_chunk() -> None:

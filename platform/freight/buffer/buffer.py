@@ -48,7 +48,8 @@ class ResumeState:
     next_sequence: int = 0
     finished: bool = False
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Raise `ResumeStateError` unless both numbers are integers >= 0 (done by `StreamBuffer`)."""
         for name in ("next_chunk_index", "next_sequence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -69,6 +70,7 @@ class StreamBuffer:
                 f"LeftContext, SessionGap, Ramp), got {type(policy).__name__}"
             )
         state = resume or ResumeState()
+        state.check()
         self.stream = stream
         self.policy = policy
         self._clock: Callable[[], float] | None = policy.clock
@@ -84,6 +86,8 @@ class StreamBuffer:
             )
         self._base = keep  # sequence of _items[0]
         self._items: list[BufferItem] = []
+        self._ordered = True  # _items' offsets are known and non-decreasing: the first one is the smallest
+        self._last_off = -1  # the offset of _items[-1] while _ordered
         self._times: list[float] = []  # when each of _items became deliverable (only with a clock)
         self._ahead: dict[int, BufferItem] = {}
         self._end: int | None = None
@@ -149,7 +153,8 @@ class StreamBuffer:
 
     def low_watermark(self) -> int | None:
         """Smallest Kafka offset of a retained item or of an unconsumed END_OF_STREAM; None when none."""
-        offsets = [it.offset for it in self._items if it.offset is not None]
+        items = self._items[:1] if self._ordered else self._items  # ordered: the first offset is the smallest
+        offsets = [it.offset for it in items if it.offset is not None]
         offsets.extend(it.offset for it in self._ahead.values() if it.offset is not None)
         if self._end_offset is not None and not self._finished:
             offsets.append(self._end_offset)
@@ -184,13 +189,22 @@ class StreamBuffer:
                 return False
             self._ahead[seq] = item
             return True
-        self._items.append(item)
+        items = self._items
+        if self._ordered:
+            off = item.offset
+            if off is None or off < self._last_off:
+                self._ordered = False
+            else:
+                self._last_off = off
+        items.append(item)
         ahead = self._ahead
         if ahead:
             nxt = seq + 1
             while nxt in ahead:
-                self._items.append(ahead.pop(nxt))
+                items.append(ahead.pop(nxt))
                 nxt += 1
+            if self._ordered:
+                self._recheck_order()
         if self._clock is not None:
             now = self._clock()
             self._times.extend([now] * (len(self._items) - len(self._times)))
@@ -227,6 +241,15 @@ class StreamBuffer:
         self._end_offset = offset
 
     # ---------------------------------------------------------------- output
+    def _recheck_order(self) -> None:
+        prev = -1
+        for it in self._items:
+            if it.offset is None or it.offset < prev:
+                self._ordered = False
+                return
+            prev = it.offset
+        self._ordered, self._last_off = True, prev
+
     def _now(self, now: float | None) -> float:
         if now is not None:
             return now
@@ -327,6 +350,8 @@ class StreamBuffer:
             if self._clock is not None:
                 del self._times[: keep - base]
             self._base = keep
+            if not self._ordered:
+                self._recheck_order()
         self._scan = None
         self._scanned = 0
         self._cut = None
@@ -368,6 +393,7 @@ class StreamBuffer:
         self._finished = True
         self._base = end
         self._items.clear()
+        self._recheck_order()
         self._times.clear()
         self._ahead.clear()
         self._scan = None
