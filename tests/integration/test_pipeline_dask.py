@@ -29,7 +29,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     cluster = distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, silence_logs=40
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0", silence_logs=40
     )
     with distributed.Client(cluster) as dask_client:
         yield dask_client

@@ -7,7 +7,8 @@
    pipeline (items/s): the reason to pay that overhead.
 3. Dask: a CPU-bound stage (a fixed amount of pure-Python work, calibrated to about `--task-ms` on one core)
    dispatched to a `LocalCluster` of 1, 2, 4 worker processes (items/s, ratio against 1 worker), next to
-   the same work in a plain loop in this process.
+   the same work in a plain loop in this process. `extra.ideal_items_per_s` is that loop's rate times
+   min(workers, cpus). The scheduler and the dispatcher share the machine with the workers.
 
 Part 2 of the pipeline work switches the overhead source to the real `StreamConsumer`.
 """
@@ -15,18 +16,24 @@ Part 2 of the pipeline work switches the overhead source to the real `StreamCons
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import statistics
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from freight.bench._common import Measurement, report, with_ratios
 from freight.pipeline import DaskExecutor, MemorySource, Pipeline, batch_stage, stage
+
+if TYPE_CHECKING:
+    from freight.bench._common import Measurement
+
+# freight.bench._common (and the CLI it pulls in) is imported inside the functions: Dask workers import this
+# module to find `burn`, and must not need the CLI for that.
 
 
 async def _identity(x: int) -> int:
@@ -94,6 +101,8 @@ def _timed(make: Callable[[], Coroutine[Any, Any, int]], n: int) -> float:
 def _row(
     scenario: str, subject: str, unit: str, values: list[float], baseline: str | None, **extra: Any
 ) -> Measurement:
+    from freight.bench._common import Measurement
+
     return Measurement(
         scenario,
         subject,
@@ -109,6 +118,8 @@ def _row(
 
 def overhead(n: int, repetitions: int) -> list[Measurement]:
     """Microseconds per item: hand-written loop against pipelines over the same source."""
+    from freight.bench._common import with_ratios
+
     one = stage(_identity, concurrency=8)
     subjects: dict[str, Callable[[MemorySource[int]], Coroutine[Any, Any, int]]] = {
         "asyncio loop": lambda src: _hand_loop(src, _identity),
@@ -147,6 +158,8 @@ def overhead(n: int, repetitions: int) -> list[Measurement]:
 
 def io_bound(n: int, repetitions: int) -> list[Measurement]:
     """Items/s with a 1 ms await per item: sequential loop against a concurrent pipeline."""
+    from freight.bench._common import with_ratios
+
     wait = stage(_io_wait, concurrency=32)
     rows = []
     for subject, make in (
@@ -163,31 +176,43 @@ def io_bound(n: int, repetitions: int) -> list[Measurement]:
 
 
 def dask_scaling(n: int, repetitions: int, workers: list[int], task_ms: float) -> list[Measurement]:
-    """Items/s of a CPU-bound stage on LocalClusters of `workers` processes, and in-process."""
+    """Items/s of a CPU-bound stage on LocalClusters of `workers` processes, and in-process.
+
+    All clusters are started first and the repetitions are interleaved (in-process, 1, 2, 4 workers, again),
+    so that load from other processes on the machine falls on every configuration alike.
+    """
     from distributed import Client, LocalCluster
 
+    from freight.bench._common import with_ratios
+
     iterations = calibrate(task_ms)
-    rows = []
-    local = []
-    for _ in range(repetitions):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            burn(iterations)
-        local.append(n / (time.perf_counter() - t0))
+    cpus = os.cpu_count() or 1
     scenario = f"Dask, CPU-bound stage (~{task_ms:g} ms/item)"
-    rows.append(_row(scenario, "in-process loop (no Dask)", "items/s", local, None, items=n))
-    first = f"Dask {workers[0]} worker(s)"
-    for count in workers:
-        cluster = LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=count,
-            processes=True,
-            threads_per_worker=1,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-        try:
-            with Client(cluster) as client:  # type: ignore[no-untyped-call]
-                work = stage(burn, concurrency=4 * count, executor=DaskExecutor(client))
+    local_name = "in-process loop (no Dask)"
+    samples: dict[str, list[float]] = {local_name: []}
+    with contextlib.ExitStack() as stack:
+        stages: dict[str, Any] = {}
+        for count in workers:
+            cluster = stack.enter_context(
+                LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=count,
+                    processes=True,
+                    threads_per_worker=1,
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                )
+            )
+            client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
+            work = stage(burn, concurrency=4 * count, executor=DaskExecutor(client))
+            asyncio.run(work([iterations] * (2 * count)).collect())  # warm up the workers
+            stages[f"Dask {count} worker(s)"] = work
+            samples[f"Dask {count} worker(s)"] = []
+        for _ in range(repetitions):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                burn(iterations)
+            samples[local_name].append(n / (time.perf_counter() - t0))
+            for subject, work in stages.items():
 
                 async def run_all(work: Any = work) -> int:
                     done = 0
@@ -195,22 +220,25 @@ def dask_scaling(n: int, repetitions: int, workers: list[int], task_ms: float) -
                         done += 1
                     return done
 
-                asyncio.run(work([iterations] * (2 * count)).collect())  # warm up the workers
-                values = [n / _timed(run_all, n) for _ in range(repetitions)]
-        finally:
-            cluster.close()
+                samples[subject].append(n / _timed(run_all, n))
+    local = statistics.median(samples[local_name])
+    rows = [
+        _row(scenario, "in-process loop (no Dask)", "items/s", samples["in-process loop (no Dask)"], None)
+    ]
+    first = f"Dask {workers[0]} worker(s)"
+    for count in workers:
         subject = f"Dask {count} worker(s)"
         rows.append(
             _row(
                 scenario,
                 subject,
                 "items/s",
-                values,
+                samples[subject],
                 None if subject == first else first,
                 items=n,
                 workers=count,
-                cpus=os.cpu_count(),
-                ideal_items_per_s=round(min(count, os.cpu_count() or 1) * 1000 / task_ms, 1),
+                cpus=cpus,
+                ideal_items_per_s=round(local * min(count, cpus), 1),
             )
         )
     return with_ratios(rows, higher_is_better=True)
@@ -233,4 +261,6 @@ def register(app: typer.Typer) -> None:
         if dask:
             counts = [int(w) for w in workers.split(",") if w.strip()]
             rows += dask_scaling(40 if quick else 200, 1 if quick else 3, counts, task_ms)
+        from freight.bench._common import report
+
         report("freight bench pipeline", rows, out, json_)
