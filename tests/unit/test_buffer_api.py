@@ -19,6 +19,7 @@ from freight.buffer import (
     LeftContext,
     PartitionBuffers,
     Ramp,
+    ResumeState,
     SessionGap,
     SlidingWindow,
     StreamBuffer,
@@ -277,3 +278,16 @@ def test_low_watermark_is_the_smallest_retained_offset_whatever_the_order() -> N
         ordered.put(BufferItem(seq, seq, 0, 10 + seq))
     ordered.put(BufferItem(4, 4, 0, 3))  # arrived early, from a lower offset
     assert ordered.pop_chunk().data == (0, 1) and ordered.low_watermark() == 3
+
+
+def test_signal_done_without_a_count_ends_after_what_was_received() -> None:
+    buf = StreamBuffer("s", Count(2))
+    for q in (0, 2):
+        buf.put(BufferItem(q, q))
+    buf.signal_done()  # ends after sequence 2: sequence 1 is still awaited
+    assert buf.end_sequence == 3 and not buf.has_chunk_ready() and buf.first_missing == 1
+    buf.put(BufferItem(1, 1))
+    assert [c.data for c in (buf.pop_chunk(), buf.pop_chunk())] == [(0, 1), (2,)]
+    resumed = StreamBuffer("r", Count(2), resume=ResumeState(3, 6))
+    resumed.signal_done()
+    assert resumed.pop_chunk().start_offset == 6

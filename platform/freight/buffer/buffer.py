@@ -210,14 +210,19 @@ class StreamBuffer:
             self._times.extend([now] * (len(self._items) - len(self._times)))
         return True
 
-    def signal_done(self, end_sequence: int, offset: int | None = None) -> None:
+    def signal_done(self, end_sequence: int | None = None, offset: int | None = None) -> None:
         """END_OF_STREAM: the stream has `end_sequence` items (sequences 0 .. end_sequence-1).
 
+        With `end_sequence=None` the stream ends after the highest sequence received so far (for in-process
+        producers; a Kafka END_OF_STREAM event carries the count, so items still in flight are waited for).
         `offset` is the Kafka offset of the END_OF_STREAM record: it is held back from commits until the
         final chunk is popped, so a crash before then redelivers it. Repeating the same signal is harmless.
         """
         if self._finished:
             return
+        if end_sequence is None:
+            received = max(self._base + len(self._items), max(self._ahead, default=-1) + 1)
+            end_sequence = self._end if self._end is not None else max(received, self._next_new)
         if isinstance(end_sequence, bool) or not isinstance(end_sequence, int) or end_sequence < 0:
             raise StreamBufferError(
                 f"stream {self.stream!r}: end_sequence must be an integer >= 0, got {end_sequence!r}"
