@@ -1,9 +1,10 @@
 """`S3Connector`: objects in an S3 bucket (AWS, MinIO, moto) through s3fs's async client.
 
-Keys map to `<prefix>/<key>` in the bucket. Objects above `part_size` are written with a concurrent multipart
-upload whose parts are sliced from the caller's buffers (no whole-object concatenation) and read with
-concurrent ranged GETs into one preallocated buffer; smaller objects take one request each way (a GET of the
-first `part_size` bytes also tells the total size, so no HEAD is needed). Batches run concurrently.
+Keys map to `<prefix>/<key>` in the bucket. Objects above `multipart_threshold` (default 2 x `part_size`, as
+s3fs does) are written with a concurrent multipart upload whose parts are sliced from the caller's buffers (no
+whole-object concatenation) and read with concurrent ranged GETs into one preallocated buffer; smaller objects
+take one request each way (a GET of the first `multipart_threshold` bytes also tells the total size, so no
+HEAD is needed). Batches run concurrently.
 
 Credentials come only from the process environment or the AWS profile chain (AWS_ACCESS_KEY_ID, AWS_PROFILE,
 instance roles...); options that look like credentials are refused, because store options travel in Kafka.
@@ -77,6 +78,12 @@ class S3Options(ConnectorOptions):
     region: str | None = Field(None, description="Region; default from the AWS environment/profile.")
     profile: str | None = Field(None, description="AWS profile name (credentials stay in ~/.aws).")
     part_size: int = Field(16 * MiB, ge=MIN_PART_SIZE, le=5 << 30, description="Multipart part size.")
+    multipart_threshold: int | None = Field(
+        None,
+        ge=MIN_PART_SIZE,
+        le=5 << 30,
+        description="Objects larger than this move in concurrent parts; default 2 x part_size.",
+    )
     max_concurrency: int = Field(8, ge=1, le=128, description="Parallel requests per object and per batch.")
     retries: int = Field(3, ge=1, le=20, description="Attempts for transient errors.")
     connect_timeout: float = Field(5.0, gt=0)
@@ -120,6 +127,7 @@ class S3Connector:
         self.bucket = self.options.bucket
         self.prefix = self.options.prefix
         self.part_size = self.options.part_size
+        self.threshold = self.options.multipart_threshold or 2 * self.part_size
         self.endpoint_url = self.options.endpoint_url or os.environ.get("FREIGHT_S3_ENDPOINT_URL") or None
         self.fs = self._filesystem()
         if self.options.check_bucket or self.options.create_bucket:
@@ -265,7 +273,7 @@ class S3Connector:
     async def _put(self, key: str, views: list[memoryview]) -> None:
         s3key = self._key(key)
         total = sum(v.nbytes for v in views)
-        if total <= self.part_size:
+        if total <= self.threshold:
             await self._call("put_object", Key=s3key, Body=_join(views, 0, total))
             return
         mpu = await self._call("create_multipart_upload", Key=s3key)
@@ -317,7 +325,7 @@ class S3Connector:
     async def _get(self, key: str) -> Buffer:
         s3key = self._key(key)
         try:
-            first = await self._call("get_object", Key=s3key, Range=f"bytes=0-{self.part_size - 1}")
+            first = await self._call("get_object", Key=s3key, Range=f"bytes=0-{self.threshold - 1}")
         except Exception as exc:
             if _error_code(exc) != "InvalidRange":
                 raise

@@ -70,7 +70,9 @@ def bench_s3(sizes_mib: list[int], repetitions: int, tick: Callable[[], None]) -
         fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
         bucket = f"freight-bench-{uuid.uuid4().hex[:8]}"
         fs.mkdir(bucket)
-        store = Store("bench-s3", S3Connector(bucket, prefix="freight", endpoint_url=endpoint))
+        # s3fs's default 50 MiB parts (multipart above 100 MiB) so that both sides make the same requests.
+        connector = S3Connector(bucket, prefix="freight", endpoint_url=endpoint, part_size=50 * MiB)
+        store = Store("bench-s3", connector)
         try:
             for size in sizes_mib:
                 arr = np.random.default_rng(size).integers(0, 255, size * MiB, dtype=np.uint8)
