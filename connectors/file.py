@@ -52,7 +52,7 @@ TEMP_MARK = "~"
 PREALLOCATE_MIN = 1 << 20
 _MAX_IO = 1 << 30  # bytes per read/write call (Linux caps one call near 2 GiB)
 #: Chunk size of `get_observed`: large enough to amortise calls, small enough to overlap reading and hashing.
-OBSERVE_CHUNK = 8 << 20
+OBSERVE_CHUNK = 4 << 20
 
 T = TypeVar("T")
 R = TypeVar("R")
