@@ -198,6 +198,12 @@ def serializer_calls(url: str, count: int, repetitions: int) -> list[Measurement
         ("encode ObjectEvent", "fastavro schemaless_writer (record)", raw_write, None),
         (
             "encode ObjectEvent",
+            "EventSerde.encode_record (record)",
+            lambda: serde.encode_record(topic, "object_event", record),
+            "fastavro schemaless_writer (record)",
+        ),
+        (
+            "encode ObjectEvent",
             "EventSerde.encode (event)",
             lambda: serde.encode(topic, event),
             "fastavro schemaless_writer (record)",
@@ -209,6 +215,12 @@ def serializer_calls(url: str, count: int, repetitions: int) -> list[Measurement
             "fastavro schemaless_writer (record)",
         ),
         ("decode ObjectEvent", "fastavro schemaless_reader (record)", raw_read, None),
+        (
+            "decode ObjectEvent",
+            "EventSerde.decode_record (record)",
+            lambda: serde.decode_record(topic, value),
+            "fastavro schemaless_reader (record)",
+        ),
         (
             "decode ObjectEvent",
             "EventSerde.decode (event)",
