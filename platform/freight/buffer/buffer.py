@@ -35,6 +35,7 @@ from freight.buffer.policies import ChunkPolicy, ChunkScanner, Verdict
 from freight.errors import ChunkNotReadyError, ResumeStateError, StreamBufferError
 
 log = logging.getLogger("freight.buffer")
+_REJECT, _CLOSE = Verdict.REJECT, Verdict.TAKE_CLOSE
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class StreamBuffer:
         self.policy = policy
         self._clock: Callable[[], float] | None = policy.clock
         self._index = state.next_chunk_index
+        self._fixed = policy.new_items(self._index)  # new items of the next chunk (None: a scanning policy)
         self._next_new = state.next_sequence
         self._finished = state.finished
         keep = state.next_sequence - policy.context(state.next_chunk_index, state.next_sequence)
@@ -266,7 +268,7 @@ class StreamBuffer:
         if self._finished:
             return None
         available = self._base + len(self._items) - self._next_new
-        fixed = self.policy.new_items(self._index)
+        fixed = self._fixed
         if fixed is not None:
             return fixed if available >= fixed else None
         if self._cut is not None:
@@ -276,18 +278,21 @@ class StreamBuffer:
             scan = self._scan = self.policy.scanner(self._index)
         items = self._items
         first = self._next_new - self._base
-        while self._scanned < available:
-            verdict = scan.offer(items[first + self._scanned])
-            if verdict is Verdict.REJECT:
-                if self._scanned == 0:
+        scanned = self._scanned
+        offer = scan.offer
+        while scanned < available:
+            verdict = offer(items[first + scanned])
+            if verdict is _REJECT:
+                if scanned == 0:
                     raise StreamBufferError(f"{self.policy!r}: the scanner rejected a chunk's first item")
-                self._cut = self._scanned
-                return self._cut
-            self._scanned += 1
-            if verdict is Verdict.TAKE_CLOSE:
-                self._cut = self._scanned
-                return self._cut
-        if self._scanned and self._clock is not None and self._base + len(items) != self._end:
+                self._cut = self._scanned = scanned
+                return scanned
+            scanned += 1
+            if verdict is _CLOSE:
+                self._cut = self._scanned = scanned
+                return scanned
+        self._scanned = scanned
+        if scanned and self._clock is not None and self._base + len(items) != self._end:
             deadline = self.policy.deadline(self._times[first])
             if deadline is not None and self._now(now) >= deadline:
                 return self._scanned
@@ -298,6 +303,10 @@ class StreamBuffer:
 
     def has_chunk_ready(self, now: float | None = None) -> bool:
         """True when `pop_chunk()` will return a chunk. `now` overrides the policy clock (`Time` only)."""
+        fixed = self._fixed
+        if fixed is not None and not self._finished:  # the common case, inlined
+            received = self._base + len(self._items)
+            return received - self._next_new >= fixed or received == self._end
         return self._cut_size(now) is not None or self._final_ready()
 
     def next_deadline(self) -> float | None:
@@ -348,6 +357,7 @@ class StreamBuffer:
         items = tuple(self._items[start - base : new_start + n_new - base])
         chunk = StreamChunk(tuple([it.value for it in items]), index, start, False, ctx, self.stream, items)
         self._index = index + 1
+        self._fixed = policy.new_items(self._index)
         self._next_new = new_start + n_new
         keep = self._next_new - policy.context(self._index, self._next_new)
         if keep > base:

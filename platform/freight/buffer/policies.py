@@ -60,6 +60,9 @@ class Verdict(enum.IntEnum):
     REJECT = 2  # the item does not fit: the chunk is complete without it, the item starts the next one
 
 
+_TAKE, _CLOSE, _REJECT = Verdict.TAKE, Verdict.TAKE_CLOSE, Verdict.REJECT
+
+
 class ChunkScanner(Protocol):
     """Decides, item by item, where one chunk of a scanning policy ends (one scanner per chunk)."""
 
@@ -127,7 +130,7 @@ class _CountScanner:
 
     def offer(self, item: BufferItem) -> Verdict:
         self.count += 1
-        return Verdict.TAKE_CLOSE if self.count == self.limit else Verdict.TAKE
+        return _CLOSE if self.count == self.limit else _TAKE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -338,12 +341,12 @@ class _BytesScanner:
 
     def offer(self, item: BufferItem) -> Verdict:
         if self.count and self.total + item.nbytes > self.limit:
-            return Verdict.REJECT
+            return _REJECT
         self.total += item.nbytes
         self.count += 1
         if self.total >= self.limit or self.count == self.max_items:
-            return Verdict.TAKE_CLOSE
-        return Verdict.TAKE
+            return _CLOSE
+        return _TAKE
 
 
 @dataclass(frozen=True)
@@ -384,10 +387,10 @@ class _GapScanner:
 
     def offer(self, item: BufferItem) -> Verdict:
         if self.count and item.timestamp - self.last > self.gap:
-            return Verdict.REJECT
+            return _REJECT
         self.last = item.timestamp
         self.count += 1
-        return Verdict.TAKE_CLOSE if self.count == self.max_items else Verdict.TAKE
+        return _CLOSE if self.count == self.max_items else _TAKE
 
 
 @dataclass(frozen=True)
