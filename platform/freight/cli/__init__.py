@@ -29,9 +29,15 @@ app = typer.Typer(
 )
 
 _SKIP = {"output", "common"}
+_mounted = False
 
 
 def _mount_all() -> None:
+    """Mount every command module; done on first use, so importing `freight.cli.output` stays cheap."""
+    global _mounted
+    if _mounted:
+        return
+    _mounted = True
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_") or info.name in _SKIP:
             continue
@@ -46,11 +52,9 @@ def _mount_all() -> None:
             app.add_typer(sub, name=group)
 
 
-_mount_all()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
+    _mount_all()
     try:
         app(args=argv, prog_name="freight")
     except SystemExit as exc:

@@ -81,12 +81,18 @@ class KafkaAdmin:
         except TimeoutError as exc:
             raise broker_unavailable(self.bootstrap, f"timed out after {self.timeout:g}s: {action}") from exc
 
-    def ping(self, timeout: float | None = None) -> int:
-        """Return the number of brokers in the cluster; raise BrokerUnavailableError if none answers."""
+    def _metadata(self, topic: str | None = None, timeout: float | None = None) -> Any:
+        """Cluster metadata (of one topic, or all); an unreachable broker is BrokerUnavailableError."""
         try:
-            md = self._admin.list_topics(timeout=timeout or self.timeout)
+            if topic is None:
+                return self._admin.list_topics(timeout=timeout or self.timeout)
+            return self._admin.list_topics(topic=topic, timeout=timeout or self.timeout)
         except KafkaException as exc:
             raise translate_kafka_error(exc, self.bootstrap, "fetch cluster metadata") from exc
+
+    def ping(self, timeout: float | None = None) -> int:
+        """Return the number of brokers in the cluster; raise BrokerUnavailableError if none answers."""
+        md = self._metadata(timeout=timeout)
         if not md.brokers:
             raise broker_unavailable(self.bootstrap, "metadata lists no brokers")
         return len(md.brokers)
@@ -131,8 +137,7 @@ class KafkaAdmin:
     def _wait_topic_visible(self, name: str) -> None:
         end = time.monotonic() + self.timeout
         while time.monotonic() < end:
-            md = self._admin.list_topics(topic=name, timeout=self.timeout)
-            t = md.topics.get(name)
+            t = self._metadata(name).topics.get(name)
             if t is not None and t.error is None and t.partitions:
                 if all(p.leader >= 0 for p in t.partitions.values()):
                     return
@@ -152,14 +157,10 @@ class KafkaAdmin:
             time.sleep(0.05)
 
     def topic_exists(self, name: str) -> bool:
-        md = self._admin.list_topics(timeout=self.timeout)
-        return name in md.topics
+        return name in self._metadata().topics
 
     def list_topics(self, *, internal: bool = False) -> dict[str, TopicInfo]:
-        try:
-            md = self._admin.list_topics(timeout=self.timeout)
-        except KafkaException as exc:
-            raise translate_kafka_error(exc, self.bootstrap, "list topics") from exc
+        md = self._metadata()
         return {
             name: TopicInfo(name, len(t.partitions))
             for name, t in sorted(md.topics.items())
@@ -168,8 +169,7 @@ class KafkaAdmin:
 
     def describe_topic(self, name: str) -> TopicInfo:
         """Partition count and non-default configuration of one topic."""
-        md = self._admin.list_topics(topic=name, timeout=self.timeout)
-        t = md.topics.get(name)
+        t = self._metadata(name).topics.get(name)
         if t is None or t.error is not None:
             raise ConfigError(f"topic {name!r} does not exist; create it with `freight topics create {name}`")
         res = ConfigResource(ResourceType.TOPIC, name)
@@ -179,8 +179,7 @@ class KafkaAdmin:
         return TopicInfo(name, len(t.partitions), config)
 
     def partitions(self, topic: str) -> list[int]:
-        md = self._admin.list_topics(topic=topic, timeout=self.timeout)
-        t = md.topics.get(topic)
+        t = self._metadata(topic).topics.get(topic)
         if t is None or t.error is not None:
             raise ConfigError(f"topic {topic!r} does not exist")
         return sorted(t.partitions)

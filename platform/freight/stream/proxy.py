@@ -55,7 +55,7 @@ def _resolve_ref(ref: ProxyRef) -> Any:
     assert ref.store is not None and ref.key is not None
     store = default_resolver().store(ref.store, bootstrap=ref.bootstrap, registry_url=ref.registry_url)
     try:
-        obj = store.get(ref.key, checksum=ref.checksum)
+        obj = store.get(ref.key, checksum=ref.checksum, mmap=True)  # zero-copy where the store can map
     except ObjectEvictedError:
         raise
     except ObjectNotFoundError as exc:
