@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from freight.connectors import TensorConnector, shm
-from freight.errors import ObjectEvictedError, ServiceUnavailableError
+from freight.errors import ObjectEvictedError, ObjectNotFoundError, ServiceUnavailableError
 from freight.stores import Store, StoreConfig
 
 torch = pytest.importorskip("torch")
@@ -237,3 +237,20 @@ def test_cuda_tensor_reaches_another_process_through_cuda_ipc(tstore: Store, con
     tcp = cfg.model_copy(update={"options": {**cfg.options, "transport": "tcp"}})
     far = consumer.ask(tcp, op="get", key="gpu")
     assert far["sum"] == float(original.double().sum())
+
+
+def test_batches_through_a_reader(tstore: Store) -> None:
+    tensors = [torch.full((100,), float(i)) for i in range(5)]
+    refs = tstore.put_batch([*tensors, np.arange(3)], [f"b{i}" for i in range(6)])
+    assert [r.serializer for r in refs] == ["torch"] * 5 + ["numpy"]
+    reader = Store("reader", TensorConnector.connect(tstore.config().options))
+    got = reader.get_batch([r.key for r in refs])
+    for g, t in zip(got[:5], tensors, strict=True):
+        assert torch.equal(g, t)
+    np.testing.assert_array_equal(got[5], np.arange(3))
+    assert reader.connector.get_batch(["b0", "nope"])[1] is None
+    with pytest.raises(ObjectNotFoundError, match="nope"):
+        reader.get_batch(["b1", "nope"])
+    assert sorted(i.key for i in reader.connector.list("b")) == [f"b{i}" for i in range(6)]
+    assert reader.exists("b2") and reader.evict_batch(["b2", "b3", "nope"]) == 2
+    assert not tstore.exists("b2")
