@@ -64,6 +64,10 @@ def ensure_topic(settings: FreightSettings, topic: str, timeout: float = 15.0) -
     created = True
     try:
         futures[topic].result(timeout=timeout)
+    except TimeoutError:
+        raise StoreUnavailableError(
+            f"no broker answered within {timeout:g}s while creating {topic!r}"
+        ) from None
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise StoreUnavailableError(
@@ -84,7 +88,12 @@ def ensure_topic(settings: FreightSettings, topic: str, timeout: float = 15.0) -
 def _wait_visible(admin: AdminClient, topic: str, timeout: float) -> Any:
     end = time.monotonic() + timeout
     while True:
-        info = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+        try:
+            info = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+        except KafkaException as exc:
+            raise StoreUnavailableError(
+                f"cannot read the metadata of {topic!r}: {exc.args[0].str()}"
+            ) from exc
         if info is not None and info.error is None and info.partitions:
             if all(p.leader >= 0 for p in info.partitions.values()):
                 return info
@@ -101,7 +110,7 @@ def _check_compacted(admin: AdminClient, topic: str, timeout: float) -> None:
     res = ConfigResource(ResourceType.TOPIC, topic)
     try:
         entries = admin.describe_configs([res], request_timeout=timeout)[res].result(timeout=timeout)
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise StoreUnavailableError(f"cannot read the configuration of {topic!r}: {exc}") from exc
     policy = str(entries["cleanup.policy"].value) if "cleanup.policy" in entries else ""
     if "compact" not in policy:
@@ -121,7 +130,7 @@ def log_end_offset(settings: FreightSettings, topic: str, timeout: float = 10.0)
     )
     try:
         return int(next(iter(futures.values())).result(timeout=timeout).offset)
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise StoreUnavailableError(f"cannot read the end offset of {topic!r}: {exc}") from exc
 
 
