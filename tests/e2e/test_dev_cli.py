@@ -105,6 +105,14 @@ def test_corrupt_state_file_says_what_to_do(state_dir: Path) -> None:
     assert "is corrupt" in result.stderr and "delete" in result.stderr
 
 
+def test_state_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    result = freight("dev", "up", "--state-dir", str(not_a_dir), "--service", "kafka")
+    assert result.returncode == 4
+    assert f"cannot use {not_a_dir} as the state directory" in result.stderr and "--state-dir" in result.stderr
+
+
 def test_explicit_port_in_use_is_a_clear_error(state_dir: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -48,7 +48,7 @@ def load_state(state_dir: Path) -> DevState:
     path = state_path(state_dir)
     try:
         raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return DevState()
     try:
         return DevState.model_validate(json.loads(raw))
@@ -61,17 +61,30 @@ def load_state(state_dir: Path) -> DevState:
 
 def save_state(state_dir: Path, state: DevState) -> None:
     """Write the state file atomically (temporary file + rename)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(state_dir)
     path = state_path(state_dir)
     tmp = path.with_suffix(f".tmp.{os.getpid()}")
     tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
     tmp.replace(path)
 
 
+def ensure_state_dir(state_dir: Path) -> None:
+    """Create the state directory, or explain why it cannot be used."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(state_dir, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        raise DevServiceError(
+            f"cannot use {state_dir} as the state directory ({exc.strerror or exc}); choose another with "
+            "--state-dir or FREIGHT_STATE_DIR"
+        ) from exc
+
+
 @contextlib.contextmanager
 def locked(state_dir: Path) -> Iterator[None]:
     """Serialise `up`/`down` on one state directory across processes."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(state_dir)
     with open(state_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
