@@ -173,6 +173,3 @@ def store_error(detail: str) -> RegistryHTTPError:
 def operation_timeout(detail: str) -> RegistryHTTPError:
     return RegistryHTTPError(500, 50002, f"Operation timed out: {detail}")
 
-
-def forwarding_failed(detail: str) -> RegistryHTTPError:
-    return RegistryHTTPError(500, 50003, f"Error while forwarding the request to the writer: {detail}")
