@@ -140,17 +140,22 @@ def run_demo(*, state_dir: Path, keep_services: bool = False, arrays: int = 48, 
         rng = np.random.default_rng(7)
         elements = mib_each * 2**20 // 8
 
-        t0 = time.perf_counter()
+        data = [rng.standard_normal(elements).reshape(-1, 1024) for _ in range(arrays)]
+        digests = [hashlib.sha256(a.tobytes()).hexdigest() for a in data]
         with StreamProducer({None: store}, settings=settings) as producer:
-            for i in range(arrays):
-                array = rng.standard_normal(elements).reshape(-1, 1024)
-                digest = hashlib.sha256(array.tobytes()).hexdigest()
-                producer.send(topic, array, stream=STREAMS[i % len(STREAMS)], metadata={"sha256": digest})
+            producer.send(topic, data[0], stream=STREAMS[0], metadata={"sha256": digests[0]})
+            producer.flush()  # first send registers the schema and publishes the store config
+            t0 = time.perf_counter()
+            for i in range(1, arrays):
+                producer.send(
+                    topic, data[i], stream=STREAMS[i % len(STREAMS)], metadata={"sha256": digests[i]}
+                )
             for stream in STREAMS:
                 producer.end_stream(topic, stream)
             producer.flush()
             produced = producer.stats
         produce_s = time.perf_counter() - t0
+        del data
 
         console.print(f"[dim]produced {arrays} arrays; consuming with two groups in two processes ...[/]")
         groups = _run_consumers(

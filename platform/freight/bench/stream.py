@@ -175,7 +175,12 @@ def raw_e2e(settings: FreightSettings, count: int, size: int) -> float:
     t0 = time.perf_counter()
     got = 0
     while got < count:
-        for msg in consumer.consume(1000, timeout=0.5):
+        # The same fetch pattern as Freight's consumer: take what is there, block only for the first record.
+        msgs = consumer.consume(1000, timeout=0)
+        if not msgs:
+            first = consumer.poll(0.5)
+            msgs = [] if first is None else [first, *consumer.consume(999, timeout=0)]
+        for msg in msgs:
             if msg.error() is None and msg.key() != b"warmup":
                 value = msg.value() or b""
                 if size >= 64 * 1024:

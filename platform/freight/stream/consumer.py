@@ -169,6 +169,7 @@ class StreamConsumer:
         conf = consumer_config(self.settings, group_id or f"freight-replay-{uuid.uuid4().hex[:8]}", overrides)
         self._consumer = Consumer(conf)
         try:
+            self._check_topics()
             if until_high_watermark:
                 self._stop_at = self._high_watermarks()
             if group_id is None:
@@ -202,6 +203,21 @@ class StreamConsumer:
         if self._admin is None:
             self._admin = KafkaAdmin(self.settings)
         return self._admin
+
+    def _check_topics(self) -> None:
+        """Load the topics' metadata before assigning: a missing topic is a clear error, and librdkafka
+        knows the partition leaders at assignment (otherwise its first offset lookup waits 500 ms)."""
+        for topic in self.topics:
+            try:
+                md = self._consumer.list_topics(topic, timeout=10)
+            except KafkaException as exc:
+                raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "read topic metadata") from exc
+            t = md.topics.get(topic)
+            if t is None or t.error is not None or not t.partitions:
+                raise ConfigError(
+                    f"topic {topic!r} does not exist on {self.settings.kafka_bootstrap}; create it with "
+                    f"`freight topics create {topic}` (a StreamProducer creates it on first send)"
+                )
 
     def _high_watermarks(self) -> dict[TP, int]:
         return {(t, p): hi for t in self.topics for p, (_lo, hi) in self.admin.watermarks(t).items()}
@@ -377,6 +393,23 @@ class StreamConsumer:
             return False
         return True
 
+    def _fetch(self, timeout: float) -> list[Message]:
+        """What is already fetched, without waiting; if nothing, wait up to `timeout` for the first record.
+
+        (`consume(n, timeout)` alone waits until n records *or* the timeout, which would delay every
+        partial batch by the whole timeout.)
+        """
+        try:
+            msgs = self._consumer.consume(self.batch_size, timeout=0)
+            if msgs:
+                return msgs
+            first = self._consumer.poll(timeout)
+            if first is None:
+                return []
+            return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
+        except KafkaException as exc:
+            raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "consume") from exc
+
     def _next_message(self, timeout: float | None) -> Message | None:
         """The next data record (errors handled), or None when stopping or timing out."""
         if self._stopped:
@@ -413,12 +446,8 @@ class StreamConsumer:
             )
             if remaining <= 0:
                 return None
-            try:
-                msgs = self._consumer.consume(self.batch_size, timeout=remaining)
-            except KafkaException as exc:
-                raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "consume") from exc
+            self._batch.extend(self._fetch(remaining))
             self._store_done()
-            self._batch.extend(msgs)
 
     def _decode(self, msg: Message) -> StreamRecord | None:
         """Decode one record; bad ones follow `on_bad_event` (None means: skipped, read on)."""
