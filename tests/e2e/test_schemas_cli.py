@@ -107,3 +107,13 @@ def test_the_console_command_runs_as_a_process(registry_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert js(done.stdout)["mode"] == "READWRITE"
+
+
+def test_dev_status_reports_the_registry_it_started(registry_url: str, dev_state_dir: Path) -> None:
+    if os.environ.get("FREIGHT_SCHEMA_REGISTRY_URL"):
+        pytest.skip("the registry was given by FREIGHT_SCHEMA_REGISTRY_URL, not started by `freight dev`")
+    from freight.dev import status
+
+    (registry,) = [s for s in status(dev_state_dir) if s.name == "registry"]
+    assert registry.state == "running", registry.detail
+    assert registry.env["FREIGHT_SCHEMA_REGISTRY_URL"] == registry_url
