@@ -108,12 +108,18 @@ def decode_header(buf: Buffer, where: str, *, whole: bool = True) -> Frame:
         frame = Frame(str(meta["s"]), meta.get("c"), descriptor, header_len, payload_len)
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"{where} has unreadable header metadata: {exc}") from None
-    if whole and view.nbytes != frame.total:
-        raise IntegrityError(
-            f"{where} is {view.nbytes} bytes but its header says {frame.total} "
-            f"({header_len} header + {payload_len} payload): the object is truncated or was overwritten"
-        )
+    if whole:
+        check_size(frame, view.nbytes, where)
     return frame
+
+
+def check_size(frame: Frame, nbytes: int, where: str) -> None:
+    """IntegrityError unless the whole object is `nbytes` long, as its header says."""
+    if nbytes != frame.total:
+        raise IntegrityError(
+            f"{where} is {nbytes} bytes but its header says {frame.total} ({frame.header_len} header + "
+            f"{frame.payload_len} payload): the object is truncated or was overwritten"
+        )
 
 
 def payload_view(buf: Buffer, frame: Frame) -> memoryview:

@@ -33,7 +33,7 @@ from freight.stores import checksums
 from freight.stores._streaming import STREAM_MIN, ReadVerifier, hash_later
 from freight.stores.config import StoreConfig, check_store_name
 from freight.stores.factory import build_connector
-from freight.stores.framing import decode_header, encode_header, payload_view
+from freight.stores.framing import Frame, check_size, decode_header, encode_header, payload_view
 from freight.stores.serializers import SerializedObject, SerializerRegistry
 
 
@@ -252,7 +252,9 @@ class Store:
         entry: Buffer | ResidentObject,
         expected: str | None,
         digests: dict[str, str] | None = None,
+        frame: Frame | None = None,
     ) -> Any:
+        """Check and deserialize one object; `frame` is its header if already parsed while reading."""
         where = self._where(key)
         if isinstance(entry, ResidentObject):
             frame = decode_header(entry.header, where, whole=False)
@@ -262,7 +264,10 @@ class Store:
             size = frame.header_len + entry.nbytes
             obj: Any = entry.obj
         else:
-            frame = decode_header(entry, where)
+            if frame is None:
+                frame = decode_header(entry, where)
+            else:
+                check_size(frame, memoryview(entry).nbytes, where)
             payload = payload_view(entry, frame)
             self._verify(key, frame.checksum, payload, expected, digests)
             size = frame.total
@@ -295,7 +300,7 @@ class Store:
             raise self._not_found(key, exc) from None
         finally:
             verifier.close()
-        return self._decode(key, data, expected, verifier.digests())
+        return self._decode(key, data, expected, verifier.digests(), verifier.frame)
 
     def get(self, key: str, *, checksum: str | None = None, mmap: bool = False) -> Any:
         """The object under `key`. `checksum` is what the event recorded; `mmap` maps instead of reading.
