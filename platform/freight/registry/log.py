@@ -57,8 +57,14 @@ def ensure_topic(settings: FreightSettings, topic: str, timeout: float = 15.0) -
     admin = AdminClient(base_config(settings, quiet=True))
     # Create first and treat "already exists" as success: a metadata request for a missing topic could
     # auto-create it with the broker's defaults (delete policy) on clusters that allow that.
+    try:  # like Confluent: three replicas where the cluster has three brokers
+        replicas = max(1, min(3, len(admin.list_topics(timeout=timeout).brokers)))
+    except KafkaException as exc:
+        raise StoreUnavailableError(
+            f"no broker answered at {settings.kafka_bootstrap}: {exc.args[0].str()}"
+        ) from exc
     futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=1, replication_factor=-1, config=dict(TOPIC_CONFIG))],
+        [NewTopic(topic, num_partitions=1, replication_factor=replicas, config=dict(TOPIC_CONFIG))],
         request_timeout=timeout,
     )
     created = True
