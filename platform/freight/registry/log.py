@@ -60,9 +60,7 @@ def ensure_topic(settings: FreightSettings, topic: str, timeout: float = 15.0) -
     try:  # like Confluent: three replicas where the cluster has three brokers
         replicas = max(1, min(3, len(admin.list_topics(timeout=timeout).brokers)))
     except KafkaException as exc:
-        raise StoreUnavailableError(
-            f"no broker answered at {settings.kafka_bootstrap}: {exc.args[0].str()}"
-        ) from exc
+        raise StoreUnavailableError(f"no broker answered ({exc.args[0].str()})") from exc
     futures = admin.create_topics(
         [NewTopic(topic, num_partitions=1, replication_factor=replicas, config=dict(TOPIC_CONFIG))],
         request_timeout=timeout,
