@@ -102,7 +102,6 @@ def _kill_mid_write(root: Path, store: Store, total: int) -> bool:
     return caught and any((root / p.name).stat().st_size < total for p in root.glob("*~*"))
 
 
-@pytest.mark.slow
 def test_reader_never_sees_a_partial_object_when_the_writer_is_killed(tmp_path: Path) -> None:
     conn = FileConnector(tmp_path)
     store = Store("crash", conn)
