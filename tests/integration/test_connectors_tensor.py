@@ -148,6 +148,19 @@ def test_tensor_allocated_in_shared_memory_is_stored_without_any_copy(
     assert got["dtype"] == "torch.bfloat16"
 
 
+def test_the_streaming_path_keeps_tensors_resident(tstore: Store) -> None:
+    """A producer serializes first (to choose inline or stored) and then calls `put_serialized`."""
+    conn = tstore.connector
+    assert isinstance(conn, TensorConnector)
+    t = conn.empty((32, 32), torch.float32)
+    t.fill_(2.0)
+    ser = tstore.serialize(t)
+    assert ser.source is t and ser.nbytes == 32 * 32 * 4
+    ref = tstore.put_serialized("streamed", ser)
+    assert ref.serializer == "torch" and ref.checksum is None
+    assert tstore.get("streamed").data_ptr() == t.data_ptr()
+
+
 def test_numpy_objects_are_shared_read_only(tstore: Store, consumer: Consumer) -> None:
     arr = np.arange(100_000, dtype=np.int64)
     ref = tstore.put(arr, key="np")
@@ -225,7 +238,11 @@ def test_unreachable_owner_is_service_unavailable() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_tensor_reaches_another_process_through_cuda_ipc(tstore: Store, consumer: Consumer) -> None:
     original = torch.arange(1 << 20, dtype=torch.float32, device="cuda").reshape(1024, 1024)
-    ref = tstore.put(original, key="gpu")
+    from freight.stores.serializers import LazyBuffers
+
+    ser = tstore.serialize(original)
+    assert isinstance(ser.buffers, LazyBuffers), "serializing a CUDA tensor must not copy it to the host"
+    ref = tstore.put_serialized("gpu", ser)
     assert ref.descriptor is not None and ref.descriptor.device.startswith("cuda")
     assert tstore.get("gpu").data_ptr() == original.data_ptr(), "the producer keeps the tensor as it is"
     cfg = tstore.config()

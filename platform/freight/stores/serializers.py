@@ -14,9 +14,9 @@ import math
 import pickle
 import sys
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
@@ -27,14 +27,47 @@ from freight.schemas.events import ArrayDescriptor
 _STRUCTURED = "json:"
 
 
+class LazyBuffers(Sequence[Buffer]):
+    """Buffers made on first use: a CUDA tensor is copied to the host only if its bytes are needed (a
+    tensor store keeps the tensor itself, and never asks)."""
+
+    def __init__(self, produce: Callable[[], list[Buffer]]) -> None:
+        self._produce = produce
+        self._items: list[Buffer] | None = None
+
+    def _get(self) -> list[Buffer]:
+        if self._items is None:
+            self._items = self._produce()
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    @overload
+    def __getitem__(self, index: int) -> Buffer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Buffer]: ...
+
+    def __getitem__(self, index: int | slice) -> Buffer | Sequence[Buffer]:
+        return self._get()[index]
+
+    def __iter__(self) -> Iterator[Buffer]:
+        return iter(self._get())
+
+
 @dataclass
 class SerializedObject:
-    """An object as buffers to write back to back (`nbytes` in all) and its array descriptor, if any."""
+    """An object as buffers to write back to back (`nbytes` in all) and its array descriptor, if any.
+
+    `source` is the object itself where a connector may keep it as it is (a tensor for the tensor store).
+    """
 
     serializer: str
-    buffers: list[Buffer]
+    buffers: Sequence[Buffer]
     nbytes: int
     descriptor: ArrayDescriptor | None = None
+    source: Any = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
         """The payload as one bytes object (a copy; for inline payloads carried in events)."""
@@ -216,9 +249,14 @@ class TorchSerializer:
         descriptor = ArrayDescriptor(
             str(tensor.dtype).removeprefix("torch."), tuple(int(n) for n in tensor.shape), str(tensor.device)
         )
-        host = tensor.to("cpu").contiguous()
-        raw = host.reshape(-1).view(torch.uint8).numpy()
-        return SerializedObject(self.name, [memoryview(raw)], int(raw.nbytes), descriptor)
+        nbytes = int(tensor.numel()) * int(tensor.element_size())
+
+        def host_bytes() -> list[Buffer]:
+            host = tensor.to("cpu").contiguous()
+            return [memoryview(host.reshape(-1).view(torch.uint8).numpy())]
+
+        buffers: Sequence[Buffer] = host_bytes() if tensor.device.type == "cpu" else LazyBuffers(host_bytes)
+        return SerializedObject(self.name, buffers, nbytes, descriptor, source=obj)
 
     def deserialize(self, payload: Buffer, descriptor: ArrayDescriptor | None) -> Any:
         if descriptor is None:

@@ -143,8 +143,10 @@ class Store:
         return DeferredBuffer(size, produce), size, future.result
 
     def put_serialized(self, key: str, ser: SerializedObject) -> StoredObject:
-        """Write an already serialized object under `key`."""
+        """Write an already serialized object under `key` (a tensor store keeps `ser.source` as it is)."""
         validate_key(key)
+        if ser.source is not None and self._resident(ser.source, ser.serializer):
+            return self._put_resident(key, ser.source)
         header, header_size, digest = self._frame(ser)
         self.connector.put(key, [header, *ser.buffers])
         size = header_size + ser.nbytes
@@ -169,8 +171,6 @@ class Store:
     def put(self, obj: Any, *, key: str | None = None, serializer: str | None = None) -> StoredObject:
         """Store `obj` under `key` (a new unique key if None) and describe what was written."""
         key = uuid.uuid4().hex if key is None else validate_key(key)
-        if self._resident(obj, serializer):
-            return self._put_resident(key, obj)
         return self.put_serialized(key, self.serialize(obj, serializer))
 
     def put_batch(self, objs: Sequence[Any], keys: Sequence[str] | None = None) -> list[StoredObject]:
@@ -184,10 +184,10 @@ class Store:
         pending: list[tuple[int, str, int, SerializedObject, Callable[[], str | None]]] = []
         for i, (key, obj) in enumerate(zip(keys, objs, strict=True)):
             validate_key(key)
-            if self._resident(obj, None):
-                out[i] = self._put_resident(key, obj)
-                continue
             ser = self.serialize(obj)
+            if ser.source is not None and self._resident(ser.source, ser.serializer):
+                out[i] = self._put_resident(key, ser.source)
+                continue
             header, header_size, digest = self._frame(ser)
             items.append((key, [header, *ser.buffers]))
             pending.append((i, key, header_size + ser.nbytes, ser, digest))
