@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from freight import __version__
-from freight.registry.errors import RegistryHTTPError
+from freight.registry import errors
+from freight.registry.errors import RegistryHTTPError, WriterMovedError
 from freight.registry.forward import FORWARDED_HEADER, INSTANCE_HEADER, OFFSET_HEADER, Forwarder
 from freight.registry.models import (
     CompatibilityResponse,
@@ -222,10 +223,14 @@ def create_app(service: RegistryService) -> FastAPI:
         log.exception("unexpected error serving %s %s", request.method, request.url.path)
         return error_response(500, 50001, f"Internal error in the registry: {type(exc).__name__}: {exc}")
 
-    async def write(request: Request, op: Callable[[], WriteResult]) -> Response:
-        """Run a write here, or relay it to the instance that holds the writer role."""
-        if FORWARDED_HEADER not in request.headers:
-            target = service.forward_target()
+    async def write(request: Request, op: Callable[[bool], WriteResult]) -> Response:
+        """Run a write here, or relay it to the instance that holds the writer role.
+
+        `op(forwarded)` performs the write; a request relayed by another instance is never relayed again.
+        """
+        forwarded = FORWARDED_HEADER in request.headers
+        for _attempt in range(3):
+            target = None if forwarded else service.forward_target()
             if target is not None:
                 relayed = await forwarder.forward(target, request)
                 if relayed is not None:
@@ -238,9 +243,13 @@ def create_app(service: RegistryService) -> FastAPI:
                         relayed.content, relayed.status_code, headers=_relay_headers(relayed.headers)
                     )
                 service.mark_unreachable(target)
-        result = await run_in_threadpool(op)
-        headers = {} if result.offset is None else {OFFSET_HEADER: str(result.offset)}
-        return RegistryJSONResponse(result.result, headers=headers)
+            try:
+                result = await run_in_threadpool(op, forwarded)
+            except WriterMovedError:
+                continue  # relay it to the instance that fenced us
+            headers = {} if result.offset is None else {OFFSET_HEADER: str(result.offset)}
+            return RegistryJSONResponse(result.result, headers=headers)
+        raise errors.operation_timeout("the writer role kept moving between instances; retry the request")
 
     async def blocking(fn: Callable[[], Any]) -> Any:
         return await run_in_threadpool(fn)
@@ -282,7 +291,9 @@ def create_app(service: RegistryService) -> FastAPI:
 
     @app.delete("/subjects/{subject}", response_model=list[int], responses=ERRORS, summary="Delete a subject")
     async def delete_subject(request: Request, subject: Subject, permanent: bool = False) -> Response:
-        return await write(request, lambda: service.delete_subject(subject, permanent=permanent))
+        return await write(
+            request, lambda fwd: service.delete_subject(subject, permanent=permanent, forwarded=fwd)
+        )
 
     @app.get(
         "/subjects/{subject}/versions", response_model=list[int], responses=ERRORS, summary="List versions"
@@ -315,7 +326,7 @@ def create_app(service: RegistryService) -> FastAPI:
         existing = await blocking(lambda: service.find_registered(subject, body))
         if existing is not None:
             return RegistryJSONResponse(existing)
-        return await write(request, lambda: service.register(subject, body))
+        return await write(request, lambda fwd: service.register(subject, body, forwarded=fwd))
 
     @app.get(
         "/subjects/{subject}/versions/{version}",
@@ -335,7 +346,9 @@ def create_app(service: RegistryService) -> FastAPI:
     async def delete_version(
         request: Request, subject: Subject, version: Version, permanent: bool = False
     ) -> Response:
-        return await write(request, lambda: service.delete_version(subject, version, permanent=permanent))
+        return await write(
+            request, lambda fwd: service.delete_version(subject, version, permanent=permanent, forwarded=fwd)
+        )
 
     @app.get(
         "/subjects/{subject}/versions/{version}/schema",
@@ -392,11 +405,11 @@ def create_app(service: RegistryService) -> FastAPI:
     @app.put("/config", response_model=ConfigResponse, responses=ERRORS, summary="Set the global level")
     async def put_global_config(request: Request, body: ConfigUpdateRequest) -> Response:
         level = body.compatibility or body.compatibility_level
-        return await write(request, lambda: service.set_config(None, level))
+        return await write(request, lambda fwd: service.set_config(None, level, forwarded=fwd))
 
     @app.delete("/config", response_model=ConfigResponse, responses=ERRORS, summary="Reset the global level")
     async def delete_global_config(request: Request) -> Response:
-        return await write(request, lambda: service.delete_config(None))
+        return await write(request, lambda fwd: service.delete_config(None, forwarded=fwd))
 
     @app.get("/config/{subject}", response_model=ConfigResponse, responses=ERRORS, summary="Subject level")
     def get_subject_config(subject: Subject, default_to_global: DefaultToGlobal = False) -> Response:
@@ -407,13 +420,13 @@ def create_app(service: RegistryService) -> FastAPI:
     )
     async def put_subject_config(request: Request, subject: Subject, body: ConfigUpdateRequest) -> Response:
         level = body.compatibility or body.compatibility_level
-        return await write(request, lambda: service.set_config(subject, level))
+        return await write(request, lambda fwd: service.set_config(subject, level, forwarded=fwd))
 
     @app.delete(
         "/config/{subject}", response_model=ConfigResponse, responses=ERRORS, summary="Drop a subject level"
     )
     async def delete_subject_config(request: Request, subject: Subject) -> Response:
-        return await write(request, lambda: service.delete_config(subject))
+        return await write(request, lambda fwd: service.delete_config(subject, forwarded=fwd))
 
     @app.post(
         "/compatibility/subjects/{subject}/versions/{version}",
@@ -447,11 +460,11 @@ def create_app(service: RegistryService) -> FastAPI:
 
     @app.put("/mode", response_model=ModeResponse, responses=ERRORS, summary="Set the global mode")
     async def put_global_mode(request: Request, body: ModeUpdateRequest, force: bool = False) -> Response:
-        return await write(request, lambda: service.set_mode(None, body.mode, force=force))
+        return await write(request, lambda fwd: service.set_mode(None, body.mode, force=force, forwarded=fwd))
 
     @app.delete("/mode", response_model=ModeResponse, responses=ERRORS, summary="Reset the global mode")
     async def delete_global_mode(request: Request) -> Response:
-        return await write(request, lambda: service.delete_mode(None))
+        return await write(request, lambda fwd: service.delete_mode(None, forwarded=fwd))
 
     @app.get("/mode/{subject}", response_model=ModeResponse, responses=ERRORS, summary="Subject mode")
     def get_subject_mode(subject: Subject, default_to_global: DefaultToGlobal = False) -> Response:
@@ -461,13 +474,15 @@ def create_app(service: RegistryService) -> FastAPI:
     async def put_subject_mode(
         request: Request, subject: Subject, body: ModeUpdateRequest, force: bool = False
     ) -> Response:
-        return await write(request, lambda: service.set_mode(subject, body.mode, force=force))
+        return await write(
+            request, lambda fwd: service.set_mode(subject, body.mode, force=force, forwarded=fwd)
+        )
 
     @app.delete(
         "/mode/{subject}", response_model=ModeResponse, responses=ERRORS, summary="Drop a subject mode"
     )
     async def delete_subject_mode(request: Request, subject: Subject) -> Response:
-        return await write(request, lambda: service.delete_mode(subject))
+        return await write(request, lambda fwd: service.delete_mode(subject, forwarded=fwd))
 
     @app.get(
         "/freight/status", response_model=StatusResponse, summary="Freight: instance, writer, log position"

@@ -27,6 +27,14 @@ class WriterFencedError(Exception):
     """Another registry instance took over the writer role while this one was writing; retry the write."""
 
 
+class WriteAbortedError(Exception):
+    """The broker aborted the write's transaction (not a fencing); plan and write it again."""
+
+
+class WriterMovedError(Exception):
+    """Another instance took the writer role over during a client's write; relay the write to it."""
+
+
 class StoreUnavailableError(Exception):
     """The `_schemas` topic could not be read or written (broker down, timeout)."""
 
@@ -172,4 +180,3 @@ def store_error(detail: str) -> RegistryHTTPError:
 
 def operation_timeout(detail: str) -> RegistryHTTPError:
     return RegistryHTTPError(500, 50002, f"Operation timed out: {detail}")
-

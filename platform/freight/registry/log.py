@@ -33,7 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from freight.config import FreightSettings
 from freight.errors import ConfigError
 from freight.kafka.clients import base_config
-from freight.registry.errors import StoreUnavailableError, WriterFencedError
+from freight.registry.errors import StoreUnavailableError, WriteAbortedError, WriterFencedError
 from freight.registry.records import Record, decode_record
 from freight.registry.state import RegistryState
 
@@ -269,6 +269,19 @@ class LogReader:
                     self.store.apply(offset, None)
 
 
+class _FencingIsRoutine(logging.Filter):
+    """librdkafka reports being fenced as FATAL; for the registry it is a routine hand-over (INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "fenced by a newer instance" in record.getMessage() and record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+WRITER_LOGGER = logging.getLogger("freight.registry.producer")
+WRITER_LOGGER.addFilter(_FencingIsRoutine())
+
+
 class LogWriter:
     """Commits records in Kafka transactions under a transactional.id shared by all instances."""
 
@@ -287,6 +300,7 @@ class LogWriter:
                 "retry.backoff.ms": 5,
                 "transaction.timeout.ms": 60_000,
                 "message.max.bytes": 8 * 1024 * 1024,
+                "logger": WRITER_LOGGER,
             }
         )
         self._producer: Producer | None = None
@@ -341,6 +355,7 @@ class LogWriter:
         return max(offsets)
 
     def _recover(self, producer: Producer, exc: KafkaException) -> None:
+        """Classify a failed transaction: fenced (take over again), aborted (retry), or store trouble."""
         err = exc.args[0] if exc.args else None
         if not isinstance(err, KafkaError) or err.fatal() or err.code() in _FENCED_CODES:
             self.drop()
@@ -349,4 +364,8 @@ class LogWriter:
             producer.abort_transaction(self.timeout)
         except KafkaException:
             self.drop()
-        raise StoreUnavailableError(f"writing to {self.topic!r} failed: {err.str()}") from exc
+        detail = f"{err.name()}: {err.str()}"
+        if err.txn_requires_abort() and not err.retriable():
+            # e.g. the coordinator aborted us while another instance was taking over: plan the write again.
+            raise WriteAbortedError(f"the transaction was aborted ({detail})") from exc
+        raise StoreUnavailableError(f"writing to {self.topic!r} failed: {detail}") from exc

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -25,7 +26,13 @@ from typing import Any
 from freight.config import FreightSettings
 from freight.registry import errors
 from freight.registry.compat import CompatibilityLevel, check
-from freight.registry.errors import RegistryHTTPError, StoreUnavailableError, WriterFencedError
+from freight.registry.errors import (
+    RegistryHTTPError,
+    StoreUnavailableError,
+    WriteAbortedError,
+    WriterFencedError,
+    WriterMovedError,
+)
 from freight.registry.log import LogReader, LogWriter, StateStore, ensure_topic, log_end_offset
 from freight.registry.models import RegisterSchemaRequest
 from freight.registry.options import RegistryOptions
@@ -42,7 +49,7 @@ from freight.registry.state import Mode, RegistryState
 
 log = logging.getLogger(__name__)
 
-WRITE_ATTEMPTS = 4
+WRITE_ATTEMPTS = 6
 
 
 @dataclass(frozen=True)
@@ -283,8 +290,14 @@ class RegistryService:
         """Stop forwarding to `url` for a while; the next write takes the writer role over instead."""
         self._unreachable[url] = time.monotonic() + for_s
 
-    def _execute(self, plan: Callable[[RegistryState], Plan]) -> WriteResult:
-        """Plan against complete state and commit; retry after being fenced by another instance."""
+    def _execute(self, plan: Callable[[RegistryState], Plan], *, forwarded: bool = False) -> WriteResult:
+        """Plan against complete state and commit; after being fenced, retry or hand over to the new writer.
+
+        A request that came straight from a client raises `WriterMovedError` once another instance has
+        announced itself as the writer, so that the HTTP layer relays it there instead of fencing that
+        instance back; a request relayed to us by another instance is retried here (after a random pause,
+        so that two instances never keep fencing each other in lockstep).
+        """
         timeout = self.options.write_timeout_s
         deadline = time.monotonic() + timeout
         with self._write_lock:
@@ -297,8 +310,15 @@ class RegistryService:
                     if not planned.records:
                         return WriteResult(planned.result, None)
                     offset = self.writer.write(planned.records)
+                except WriteAbortedError as exc:
+                    log.info("registry %s: %s; writing again", self.instance, exc)
+                    time.sleep(random.uniform(0.01, 0.1))  # noqa: S311 - jitter, not cryptography
+                    continue
                 except WriterFencedError as exc:
-                    log.info("registry %s was fenced (%s); taking over again", self.instance, exc)
+                    log.info("registry %s was fenced (%s)", self.instance, exc)
+                    if not forwarded and self._another_writer_announced(deadline):
+                        raise WriterMovedError("another instance took the writer role over") from None
+                    time.sleep(random.uniform(0.02, 0.2))  # noqa: S311 - jitter, not cryptography
                     continue
                 except StoreUnavailableError as exc:
                     raise errors.store_error(str(exc)) from None
@@ -308,6 +328,18 @@ class RegistryService:
                     )
                 return WriteResult(planned.result, offset)
         raise errors.operation_timeout(f"could not hold the writer role for {WRITE_ATTEMPTS} attempts")
+
+    def _another_writer_announced(self, deadline: float, wait_s: float = 3.0) -> bool:
+        """Wait (briefly) until the log names another instance as the writer."""
+        end = min(deadline, time.monotonic() + wait_s)
+        while True:
+            with self.store.read() as state:
+                writer = state.writer
+            if writer is not None and writer.instance != self.instance:
+                return True
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
 
     def _take_over(self) -> None:
         self.writer.take_over()
@@ -321,42 +353,56 @@ class RegistryService:
             raise StoreUnavailableError(f"did not read back the writer announcement at offset {offset}")
         log.info("registry %s holds the writer role from offset %d", self.instance, offset)
 
-    def register(self, subject: str, body: RegisterSchemaRequest) -> WriteResult:
+    def register(self, subject: str, body: RegisterSchemaRequest, *, forwarded: bool = False) -> WriteResult:
         """POST /subjects/{subject}/versions."""
         check_subject(subject)
-        return self._execute(lambda state: self.planner.register(state, subject, body))
+        return self._execute(lambda state: self.planner.register(state, subject, body), forwarded=forwarded)
 
-    def delete_version(self, subject: str, version: str, *, permanent: bool = False) -> WriteResult:
+    def delete_version(
+        self, subject: str, version: str, *, permanent: bool = False, forwarded: bool = False
+    ) -> WriteResult:
         """DELETE /subjects/{subject}/versions/{version}."""
         parse_version(version)
         return self._execute(
-            lambda state: self.planner.delete_version(state, subject, version, permanent=permanent)
+            lambda state: self.planner.delete_version(state, subject, version, permanent=permanent),
+            forwarded=forwarded,
         )
 
-    def delete_subject(self, subject: str, *, permanent: bool = False) -> WriteResult:
+    def delete_subject(
+        self, subject: str, *, permanent: bool = False, forwarded: bool = False
+    ) -> WriteResult:
         """DELETE /subjects/{subject}."""
-        return self._execute(lambda state: self.planner.delete_subject(state, subject, permanent=permanent))
+        return self._execute(
+            lambda state: self.planner.delete_subject(state, subject, permanent=permanent),
+            forwarded=forwarded,
+        )
 
-    def set_config(self, subject: str | None, level: str | None) -> WriteResult:
+    def set_config(self, subject: str | None, level: str | None, *, forwarded: bool = False) -> WriteResult:
         """PUT /config and /config/{subject}."""
         try:
             parsed = CompatibilityLevel.parse(level)
         except ValueError:
             raise errors.invalid_compatibility(level, CompatibilityLevel.names()) from None
-        return self._execute(lambda state: self.planner.set_config(state, subject, parsed))
+        return self._execute(
+            lambda state: self.planner.set_config(state, subject, parsed), forwarded=forwarded
+        )
 
-    def delete_config(self, subject: str | None) -> WriteResult:
+    def delete_config(self, subject: str | None, *, forwarded: bool = False) -> WriteResult:
         """DELETE /config and /config/{subject}."""
-        return self._execute(lambda state: self.planner.delete_config(state, subject))
+        return self._execute(lambda state: self.planner.delete_config(state, subject), forwarded=forwarded)
 
-    def set_mode(self, subject: str | None, mode: str | None, *, force: bool = False) -> WriteResult:
+    def set_mode(
+        self, subject: str | None, mode: str | None, *, force: bool = False, forwarded: bool = False
+    ) -> WriteResult:
         """PUT /mode and /mode/{subject}."""
         try:
             parsed = Mode.parse(mode)
         except ValueError:
             raise errors.invalid_mode(mode, Mode.names()) from None
-        return self._execute(lambda state: self.planner.set_mode(state, subject, parsed, force=force))
+        return self._execute(
+            lambda state: self.planner.set_mode(state, subject, parsed, force=force), forwarded=forwarded
+        )
 
-    def delete_mode(self, subject: str | None) -> WriteResult:
+    def delete_mode(self, subject: str | None, *, forwarded: bool = False) -> WriteResult:
         """DELETE /mode and /mode/{subject}."""
-        return self._execute(lambda state: self.planner.delete_mode(state, subject))
+        return self._execute(lambda state: self.planner.delete_mode(state, subject), forwarded=forwarded)
