@@ -43,9 +43,10 @@ one. Broker-side fencing rules that out instead of making it unlikely. Forwardin
 instance that is not the writer relays writes to the URL in the latest WRITER record, so the role stays put
 instead of moving (one `init_transactions` round trip, ~50-600 ms) on every write; if the writer does not
 answer, the instance takes the role over itself, and an instance fenced in the middle of a client's write
-relays that write to the instance that fenced it rather than fencing it back. Reads are served by every instance from its own state; a
-write returns only after the instance that received it has read the written record back (a relayed write
-waits for the writer's offset), so clients read their own writes on the instance they used.
+relays that write to the instance that fenced it rather than fencing it back. Reads are served by every
+instance from its own state; a write returns only after the instance that received it has read the written
+record back (a relayed write waits for the writer's offset), so clients read their own writes on the
+instance they used.
 
 Costs: each write is one Kafka transaction (~5-15 ms on a laptop broker); re-registering an existing schema
 (what serializers do at start-up) needs no write and is answered by any instance.
