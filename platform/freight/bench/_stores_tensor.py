@@ -88,11 +88,12 @@ def bench_tensor(size_mib: int, repetitions: int, tick: Callable[[], None]) -> l
         numel = size_mib * MiB // 4
         source = torch.rand(numel, dtype=torch.float32)
         puts = []
-        for rep in range(repetitions):
+        for rep in range(repetitions + 1):
             t0 = time.perf_counter()
             store.put(source, key=f"copy-{rep}")
             puts.append(time.perf_counter() - t0)
             store.evict(f"copy-{rep}")
+        puts = puts[1:]  # the first round warms up
         scenario = f"tensor {size_mib} MiB"
         rows.append(_row(scenario, "producer put (copy into shared memory)", puts, None))
         shared = conn.empty((numel,), torch.float32)
