@@ -19,8 +19,12 @@ from freight.stores import checksums
 from freight.stores.checksums import Hasher
 from freight.stores.framing import Frame, decode_header
 
-#: Payloads from this size on are hashed on a worker thread (below it a hand-off costs more than it saves).
+#: Payloads from this size on are hashed on a worker thread while they are written (below it a hand-off
+#: costs more than it saves).
 STREAM_MIN = 4 << 20
+#: Objects from this size on are hashed on a worker thread while they are read (measured: below it, hashing
+#: after the read is as fast; see `freight bench stores`).
+VERIFY_WHILE_READING_MIN = 32 << 20
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -64,7 +68,7 @@ class ReadVerifier:
             if self.expected is not None:
                 algorithms.add(checksums.parse(self.expected)[0])
             self._hashers = {a: checksums.ALGORITHMS[a]() for a in algorithms}
-            if self._hashers and total >= STREAM_MIN:
+            if self._hashers and total >= VERIFY_WHILE_READING_MIN:
                 self._queue = queue.SimpleQueue()
                 self._worker = hash_pool().submit(self._drain)
         if not self._hashers:
