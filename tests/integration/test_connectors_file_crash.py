@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from freight.connectors import FileConnector
 from freight.errors import ObjectNotFoundError
