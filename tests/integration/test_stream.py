@@ -376,3 +376,41 @@ def test_missing_topic_and_unreachable_broker_are_clear_errors(
             producer.send("t", b"x")
     finally:
         producer._closed = True
+
+
+def test_manual_commits_carry_metadata_and_listeners_hear_rebalances(
+    stream_settings: FreightSettings,
+    topic: str,
+    make_producer: Callable[..., Any],
+    file_store: Any,
+    group_id: str,
+) -> None:
+    producer = make_producer({None: file_store})
+    for i in range(5):
+        producer.send(topic, f"m{i}".encode())
+    producer.flush()
+    heard: list[tuple[str, list[tuple[str, int]]]] = []
+
+    class Listener:
+        def on_assign(self, consumer: StreamConsumer, partitions: list[tuple[str, int]]) -> None:
+            heard.append(("assign", partitions))
+
+        def on_revoke(self, consumer: StreamConsumer, partitions: list[tuple[str, int]]) -> None:
+            heard.append(("revoke", partitions))
+
+    with StreamConsumer(
+        topic,
+        group_id,
+        settings=stream_settings,
+        until_high_watermark=True,
+        auto_commit=False,
+        rebalance_listener=Listener(),
+    ) as c:
+        assert len(list(c)) == 5
+        assert c.committed() == {}  # iteration commits nothing in manual mode
+        c.commit({(topic, 0): (3, "resume:v1")})
+        assert c.committed() == {(topic, 0): (3, "resume:v1")}
+    assert heard[0] == ("assign", [(topic, 0)]) and heard[-1] == ("revoke", [(topic, 0)])
+    assert KafkaAdmin(stream_settings).committed(group_id, topic) == {
+        (topic, 0): 3
+    }  # close committed nothing

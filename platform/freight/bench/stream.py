@@ -26,6 +26,7 @@ import typer
 
 from freight.bench._common import Measurement, report, with_ratios
 from freight.config import FreightSettings, load_settings
+from freight.errors import FreightError
 
 # ------------------------------------------------------------------------------------------------------
 # Producer side (runs in a child process; module-level functions so 'spawn' can import them).
@@ -37,8 +38,8 @@ def _produce_freight(
     store_dir: str,
     count: int,
     size: int,
-    start: Any,
     rate: float | None,
+    start: Any,
 ) -> None:
     import numpy as np
 
@@ -97,8 +98,9 @@ def _produce_proxystore(
     conf = producer_config(FreightSettings(**settings))
     conf.pop("logger", None)
     array = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)
-    with Store(f"ps-{topic}", FileConnector(store_dir), register=True) as store:
-        producer = StreamProducer(KafkaPublisher(Producer(conf)), {None: store})
+    # clear=False: ProxyStore deletes the directory when the store closes, before the consumer resolves.
+    with Store(f"ps-{topic}", FileConnector(store_dir, clear=False), register=True) as store:
+        producer = StreamProducer(KafkaPublisher(Producer(conf)), default_store=store)
         producer.send(topic, np.zeros(1, np.uint8), evict=False)
         producer.flush()
         start.set()
@@ -114,6 +116,19 @@ def _spawn(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
     proc = ctx.Process(target=target, args=(*args, start), daemon=True)
     proc.start()
     return proc, start
+
+
+def _wait_started(proc: Any, start: Any) -> None:
+    """Wait for the producer's warm-up; a producer that dies is an error, not a hang."""
+    deadline = time.monotonic() + 120
+    while not start.wait(0.2):
+        if proc.exitcode is not None or time.monotonic() > deadline:
+            raise FreightError(f"benchmark producer {proc.name} failed to start (exit code {proc.exitcode})")
+
+
+def _check_alive(proc: Any, deadline: float) -> None:
+    if (proc.exitcode not in (None, 0)) or time.monotonic() > deadline:
+        raise FreightError(f"benchmark producer {proc.name} exited with {proc.exitcode} or timed out")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -144,7 +159,7 @@ def freight_e2e(settings: FreightSettings, count: int, size: int, workdir: Path)
         proc, start = _spawn(
             _produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, size, None
         )
-        start.wait(120)
+        _wait_started(proc, start)
         t0 = time.perf_counter()
         got = 0
         for meta, proxy in consumer.iter_with_metadata():
@@ -156,6 +171,10 @@ def freight_e2e(settings: FreightSettings, count: int, size: int, workdir: Path)
                 break
         elapsed = time.perf_counter() - t0
     proc.join(60)
+    if got < count:
+        raise FreightError(
+            f"freight consumer got {got} of {count} objects (producer exit code {proc.exitcode})"
+        )
     return elapsed
 
 
@@ -171,10 +190,12 @@ def raw_e2e(settings: FreightSettings, count: int, size: int) -> float:
     while not consumer.assignment():
         consumer.poll(0.1)
     proc, start = _spawn(_produce_raw, _settings_dict(settings), topic, count, size)
-    start.wait(120)
+    _wait_started(proc, start)
     t0 = time.perf_counter()
     got = 0
+    deadline = time.monotonic() + 600
     while got < count:
+        _check_alive(proc, deadline)
         # The same fetch pattern as Freight's consumer: take what is there, block only for the first record.
         msgs = consumer.consume(1000, timeout=0)
         if not msgs:
@@ -213,7 +234,7 @@ def proxystore_e2e(settings: FreightSettings, count: int, size: int, workdir: Pa
     consumer = PSConsumer(KafkaSubscriber(client))
     first = next(consumer)  # the warm-up object
     np.asarray(first)
-    start.wait(120)
+    _wait_started(proc, start)
     t0 = time.perf_counter()
     for _ in range(count):
         np.asarray(next(consumer)).sum()
@@ -236,7 +257,7 @@ def latency_ms(settings: FreightSettings, count: int, rate: float, workdir: Path
         proc, start = _spawn(
             _produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, 1024, rate
         )
-        start.wait(120)
+        _wait_started(proc, start)
         for meta, _proxy in consumer.iter_with_metadata():
             if meta.stream == "warmup":
                 continue

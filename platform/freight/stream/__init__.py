@@ -1,7 +1,7 @@
 """Streaming core: producers, consumer groups, lazy proxies, replay from offsets."""
 
 from freight.stream.aio import AsyncStreamConsumer, AsyncStreamProducer
-from freight.stream.consumer import ConsumerStats, StreamConsumer, StreamRecord
+from freight.stream.consumer import ConsumerStats, RebalanceListener, StreamConsumer, StreamRecord
 from freight.stream.metadata import ItemMetadata
 from freight.stream.producer import ProducerStats, RecordPosition, StreamProducer
 from freight.stream.proxy import Proxy, ProxyRef, extract, is_resolved, ref_of
@@ -14,6 +14,7 @@ __all__ = [
     "ProducerStats",
     "Proxy",
     "ProxyRef",
+    "RebalanceListener",
     "RecordPosition",
     "StreamConsumer",
     "StreamProducer",

@@ -11,6 +11,11 @@ first assignment is applied when partitions are assigned. `group_id=None` reads 
 group and commits nothing. Iteration can stop at END_OF_STREAM of given streams (`until_end_of`), at the
 high watermarks seen at start (`until_high_watermark`), or after `idle_timeout` seconds without events.
 
+Manual commits (`auto_commit=False`): nothing is stored or committed by iteration; the owner commits its
+own positions with `commit({(topic, partition): offset or (offset, metadata)})` (stream buffers and
+pipelines do this), reads them back with `committed()`, and hears about rebalances through a
+`RebalanceListener`.
+
 Bad records (not a Freight event: wrong magic byte, unknown schema id, garbage) follow `on_bad_event`:
 "raise" (an `EventDecodeError` naming topic, partition and offset; the next call continues past it),
 "skip" (counted and logged), or "dead-letter" (the raw record and the reason go to the DLQ topic).
@@ -24,7 +29,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -93,6 +98,17 @@ class _SeekSpec:
         )
 
 
+class RebalanceListener(Protocol):
+    """Told about partitions gained and lost (after the consumer's own bookkeeping).
+
+    `on_revoke` runs before the partitions go to another member: the place to commit what is finished.
+    """
+
+    def on_assign(self, consumer: StreamConsumer, partitions: list[TP]) -> None: ...
+
+    def on_revoke(self, consumer: StreamConsumer, partitions: list[TP]) -> None: ...
+
+
 class _Iter(Generic[T]):
     """An iterator that survives exceptions: after an error, `next()` continues with the next item."""
 
@@ -128,6 +144,8 @@ class StreamConsumer:
         dead_letter_topic: str | None = None,
         skip_evicted: bool = False,
         serde: EventSerde | None = None,
+        auto_commit: bool = True,
+        rebalance_listener: RebalanceListener | None = None,
     ) -> None:
         self.settings = settings or load_settings(kafka_bootstrap=bootstrap, schema_registry_url=registry_url)
         self.topics = [topics] if isinstance(topics, str) else list(topics)
@@ -142,6 +160,8 @@ class StreamConsumer:
         self.on_bad_event = on_bad_event
         self.dead_letter_topic = dead_letter_topic
         self.skip_evicted = skip_evicted
+        self.auto_commit = auto_commit
+        self.rebalance_listener = rebalance_listener
         self.stats = ConsumerStats()
         self._serde = serde
         self._until = set(until_end_of) if until_end_of is not None else None
@@ -164,7 +184,7 @@ class StreamConsumer:
         overrides: dict[str, Any] = dict(kafka_config or {})
         if until_high_watermark:
             overrides.setdefault("enable.partition.eof", True)
-        if group_id is None:
+        if group_id is None or not auto_commit:
             overrides.update({"enable.auto.commit": False})
         conf = consumer_config(self.settings, group_id or f"freight-replay-{uuid.uuid4().hex[:8]}", overrides)
         self._consumer = Consumer(conf)
@@ -211,7 +231,9 @@ class StreamConsumer:
             try:
                 md = self._consumer.list_topics(topic, timeout=10)
             except KafkaException as exc:
-                raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "read topic metadata") from exc
+                raise translate_kafka_error(
+                    exc, self.settings.kafka_bootstrap, "read topic metadata"
+                ) from exc
             t = md.topics.get(topic)
             if t is None or t.error is not None or not t.partitions:
                 raise ConfigError(
@@ -265,10 +287,14 @@ class StreamConsumer:
         consumer.assign(partitions)
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._ever_assigned = True
+        if self.rebalance_listener is not None:
+            self.rebalance_listener.on_assign(self, sorted((tp.topic, tp.partition) for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if self.rebalance_listener is not None:
+            self.rebalance_listener.on_revoke(self, sorted(revoked))
         self._store_done(only=revoked)
         try:
             consumer.commit(asynchronous=False)
@@ -280,6 +306,8 @@ class StreamConsumer:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
+        if self.rebalance_listener is not None:
+            self.rebalance_listener.on_revoke(self, sorted(lost))
         self._drop(lost)
         self._assigned -= lost
 
@@ -293,6 +321,9 @@ class StreamConsumer:
 
     # Offsets -------------------------------------------------------------------------------------------
     def _finish_last(self) -> None:
+        if not self.auto_commit:
+            self._last = None
+            return
         if self._last is not None:
             topic, partition, offset = self._last
             self._done[(topic, partition)] = offset + 1
@@ -312,13 +343,35 @@ class StreamConsumer:
             self._done.pop(tp, None)
         self._last_store = time.monotonic()
 
-    def commit(self) -> dict[TP, int]:
-        """Mark everything handed out so far as finished and commit it synchronously."""
+    def commit(self, offsets: Mapping[TP, int | tuple[int, str]] | None = None) -> dict[TP, int]:
+        """Commit synchronously and return what was committed.
+
+        Without `offsets`: everything handed out so far (the item in hand included). With `offsets`: exactly
+        these next-offsets-to-read, each optionally with commit metadata `(offset, "text")`; this is how
+        pipelines and stream buffers commit their own low watermark (with `auto_commit=False`).
+        """
+        if self.group_id is None:
+            return {}
+        if offsets is not None:
+            tps = []
+            for (t, p), value in offsets.items():
+                offset, meta = value if isinstance(value, tuple) else (value, None)
+                tp = (
+                    TopicPartition(t, p, offset)
+                    if meta is None
+                    else TopicPartition(t, p, offset, metadata=meta)
+                )
+                tps.append(tp)
+            if not tps:
+                return {}
+            try:
+                result = self._consumer.commit(offsets=tps, asynchronous=False)
+            except KafkaException as exc:
+                raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "commit offsets") from exc
+            return {(tp.topic, tp.partition): tp.offset for tp in result or tps}
         self._finish_last()
         pending = dict(self._done)
         self._store_done()
-        if self.group_id is None:
-            return {}
         try:
             result = self._consumer.commit(asynchronous=False)
         except KafkaException as exc:
@@ -327,6 +380,17 @@ class StreamConsumer:
             raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "commit offsets") from exc
         committed = {(tp.topic, tp.partition): tp.offset for tp in result or [] if tp.offset >= 0}
         return committed or pending
+
+    def committed(self, partitions: Iterable[TP] | None = None) -> dict[TP, tuple[int, str | None]]:
+        """The group's committed (offset, metadata) per partition (default: the assigned ones)."""
+        parts = [TopicPartition(t, p) for t, p in (partitions if partitions is not None else self._assigned)]
+        if not parts or self.group_id is None:
+            return {}
+        try:
+            result = self._consumer.committed(parts, timeout=10)
+        except KafkaException as exc:
+            raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "read committed offsets") from exc
+        return {(tp.topic, tp.partition): (tp.offset, tp.metadata or None) for tp in result if tp.offset >= 0}
 
     # Replay --------------------------------------------------------------------------------------------
     def seek(
@@ -601,6 +665,12 @@ class StreamConsumer:
         return extract(self.next_proxy(timeout))
 
     # Flow control and lifecycle ----------------------------------------------------------------------------
+    def chunks(self, policy: Any, **options: Any) -> Iterator[Any]:
+        """Chunks of each stream cut by a `freight.buffer` policy (see `freight.buffer.driver.chunks`)."""
+        from freight.buffer.driver import chunks
+
+        return chunks(self, policy, **options)
+
     def pause(self, partitions: Iterable[TP] | None = None) -> None:
         """Stop fetching from these partitions (default: all assigned); prefetched records stay."""
         parts = [TopicPartition(t, p) for t, p in (partitions or self._assigned)]
@@ -616,7 +686,7 @@ class StreamConsumer:
         """Commit what is finished (not the item still in hand) and leave the group."""
         try:
             self._store_done()
-            if self.group_id is not None:
+            if self.group_id is not None and self.auto_commit:
                 try:
                     self._consumer.commit(asynchronous=False)
                 except KafkaException as exc:
