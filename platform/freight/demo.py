@@ -75,7 +75,7 @@ def _consume(settings: dict[str, str], topic: str, group: str, role: str, replay
     t0 = time.perf_counter()
     verified = mismatches = 0
     with StreamConsumer(
-        topic, group, settings=FreightSettings(**settings), until_end_of=STREAMS, idle_timeout=60
+        topic, group, settings=FreightSettings.model_validate(settings), until_end_of=STREAMS, idle_timeout=60
     ) as consumer:
         if replay:
             consumer.seek("beginning")

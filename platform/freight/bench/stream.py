@@ -30,6 +30,10 @@ from freight.errors import FreightError
 
 # ------------------------------------------------------------------------------------------------------
 # Producer side (runs in a child process; module-level functions so 'spawn' can import them).
+#
+# Handshake, the same for every subject: the producer sends one warm-up object and sets `ready`; the
+# consumer receives and resolves it (first-use costs such as schema and store lookups happen here, outside
+# the timing) and sets `go`; only then does the producer send the timed objects.
 
 
 def _produce_freight(
@@ -39,7 +43,8 @@ def _produce_freight(
     count: int,
     size: int,
     rate: float | None,
-    start: Any,
+    ready: Any,
+    go: Any,
 ) -> None:
     import numpy as np
 
@@ -49,29 +54,32 @@ def _produce_freight(
 
     store = Store(f"bench-{topic}", FileConnector(Path(store_dir)))
     array = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)
-    with StreamProducer({None: store}, settings=FreightSettings(**settings)) as producer:
-        producer.send(topic, np.zeros(1, np.uint8), stream="warmup")  # registers schema, publishes store
+    obj: Any = array if size >= 64 * 1024 else array.tobytes()
+    with StreamProducer({None: store}, settings=FreightSettings.model_validate(settings)) as producer:
+        producer.send(topic, obj, stream="warmup")
         producer.flush()
-        start.set()
+        ready.set()
+        go.wait(120)
         interval = None if rate is None else 1.0 / rate
         for i in range(count):
             meta = {"t": str(time.perf_counter_ns())} if interval else None
-            producer.send(topic, array if size >= 64 else array.tobytes(), stream=f"s{i % 4}", metadata=meta)
+            producer.send(topic, obj, stream=f"s{i % 4}", metadata=meta)
             if interval:
                 time.sleep(interval)
         producer.flush()
 
 
-def _produce_raw(settings: dict[str, Any], topic: str, count: int, size: int, start: Any) -> None:
+def _produce_raw(settings: dict[str, Any], topic: str, count: int, size: int, ready: Any, go: Any) -> None:
     from confluent_kafka import Producer
 
     from freight.kafka import producer_config
 
     payload = os.urandom(size)
-    producer = Producer(producer_config(FreightSettings(**settings)))
-    producer.produce(topic, b"warmup", key=b"warmup")
+    producer = Producer(producer_config(FreightSettings.model_validate(settings)))
+    producer.produce(topic, payload, key=b"warmup")
     producer.flush()
-    start.set()
+    ready.set()
+    go.wait(120)
     for i in range(count):
         while True:
             try:
@@ -84,7 +92,7 @@ def _produce_raw(settings: dict[str, Any], topic: str, count: int, size: int, st
 
 
 def _produce_proxystore(
-    settings: dict[str, Any], topic: str, store_dir: str, count: int, size: int, start: Any
+    settings: dict[str, Any], topic: str, store_dir: str, count: int, size: int, ready: Any, go: Any
 ) -> None:
     import numpy as np
     from confluent_kafka import Producer
@@ -95,40 +103,51 @@ def _produce_proxystore(
 
     from freight.kafka import producer_config
 
-    conf = producer_config(FreightSettings(**settings))
+    conf = producer_config(FreightSettings.model_validate(settings))
     conf.pop("logger", None)
     array = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)
     # clear=False: ProxyStore deletes the directory when the store closes, before the consumer resolves.
     with Store(f"ps-{topic}", FileConnector(store_dir, clear=False), register=True) as store:
-        producer = StreamProducer(KafkaPublisher(Producer(conf)), default_store=store)
-        producer.send(topic, np.zeros(1, np.uint8), evict=False)
+        producer: Any = StreamProducer(KafkaPublisher(Producer(conf)), default_store=store)
+        producer.send(topic, array, evict=False)
         producer.flush()
-        start.set()
+        ready.set()
+        go.wait(120)
         for _ in range(count):
             producer.send(topic, array, evict=False)
         producer.flush()
         producer.close(stores=False)
 
 
-def _spawn(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
-    ctx = mp.get_context("spawn")
-    start = ctx.Event()
-    proc = ctx.Process(target=target, args=(*args, start), daemon=True)
-    proc.start()
-    return proc, start
+class _Run:
+    """A producer process and its handshake events."""
 
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self.ready = ctx.Event()
+        self.go = ctx.Event()
+        self.proc = ctx.Process(target=target, args=(*args, self.ready, self.go), daemon=True)
+        self.proc.start()
+        self.deadline = time.monotonic() + 600
 
-def _wait_started(proc: Any, start: Any) -> None:
-    """Wait for the producer's warm-up; a producer that dies is an error, not a hang."""
-    deadline = time.monotonic() + 120
-    while not start.wait(0.2):
-        if proc.exitcode is not None or time.monotonic() > deadline:
-            raise FreightError(f"benchmark producer {proc.name} failed to start (exit code {proc.exitcode})")
+    def wait_ready(self) -> None:
+        """Wait for the warm-up send; a producer that dies is an error, not a hang."""
+        while not self.ready.wait(0.2):
+            self.check()
 
+    def check(self) -> None:
+        if self.proc.exitcode not in (None, 0) or time.monotonic() > self.deadline:
+            raise FreightError(
+                f"benchmark producer {self.proc.name} exited with {self.proc.exitcode} or timed out"
+            )
 
-def _check_alive(proc: Any, deadline: float) -> None:
-    if (proc.exitcode not in (None, 0)) or time.monotonic() > deadline:
-        raise FreightError(f"benchmark producer {proc.name} exited with {proc.exitcode} or timed out")
+    def start(self) -> float:
+        """Let the producer send the timed objects; return the start time."""
+        self.go.set()
+        return time.perf_counter()
+
+    def join(self) -> None:
+        self.proc.join(60)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -147,34 +166,37 @@ def _settings_dict(settings: FreightSettings) -> dict[str, Any]:
     return {"kafka_bootstrap": settings.kafka_bootstrap, "schema_registry_url": settings.schema_registry_url}
 
 
-def freight_e2e(settings: FreightSettings, count: int, size: int, workdir: Path) -> float:
-    """Seconds from the producer's first send to the consumer's last resolved object."""
+def _touch(obj: Any, size: int) -> None:
+    """Use the object as a consumer would: read every byte of an array, or the bytes of a small object."""
     import numpy as np
 
+    if size >= 64 * 1024:
+        np.asarray(obj).sum()
+    else:
+        bytes(obj)
+
+
+def freight_e2e(settings: FreightSettings, count: int, size: int, workdir: Path) -> float:
+    """Seconds from the producer's go to the consumer's last resolved object."""
     from freight.stream import StreamConsumer
 
     topic = _topic(settings, "freight")
     with StreamConsumer(topic, f"g-{topic}", settings=settings, idle_timeout=60) as consumer:
         consumer.wait_for_assignment(30)
-        proc, start = _spawn(
-            _produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, size, None
-        )
-        _wait_started(proc, start)
-        t0 = time.perf_counter()
+        run = _Run(_produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, size, None)
+        run.wait_ready()
+        _touch(consumer.next_proxy(60), size)  # the warm-up object
+        t0 = run.start()
         got = 0
-        for meta, proxy in consumer.iter_with_metadata():
-            if meta.stream == "warmup":
-                continue
-            np.asarray(proxy).sum() if size >= 64 else bytes(proxy)
+        for proxy in consumer:
+            _touch(proxy, size)
             got += 1
             if got == count:
                 break
         elapsed = time.perf_counter() - t0
-    proc.join(60)
+    run.join()
     if got < count:
-        raise FreightError(
-            f"freight consumer got {got} of {count} objects (producer exit code {proc.exitcode})"
-        )
+        raise FreightError(f"freight consumer got {got} of {count} objects")
     return elapsed
 
 
@@ -189,32 +211,31 @@ def raw_e2e(settings: FreightSettings, count: int, size: int) -> float:
     consumer.subscribe([topic])
     while not consumer.assignment():
         consumer.poll(0.1)
-    proc, start = _spawn(_produce_raw, _settings_dict(settings), topic, count, size)
-    _wait_started(proc, start)
-    t0 = time.perf_counter()
+    run = _Run(_produce_raw, _settings_dict(settings), topic, count, size)
+    run.wait_ready()
+    while (first := consumer.poll(0.5)) is None or first.error() is not None:
+        run.check()
+    t0 = run.start()
     got = 0
-    deadline = time.monotonic() + 600
     while got < count:
-        _check_alive(proc, deadline)
+        run.check()
         # The same fetch pattern as Freight's consumer: take what is there, block only for the first record.
         msgs = consumer.consume(1000, timeout=0)
         if not msgs:
-            first = consumer.poll(0.5)
-            msgs = [] if first is None else [first, *consumer.consume(999, timeout=0)]
+            one = consumer.poll(0.5)
+            msgs = [] if one is None else [one, *consumer.consume(999, timeout=0)]
         for msg in msgs:
-            if msg.error() is None and msg.key() != b"warmup":
-                value = msg.value() or b""
+            if msg.error() is None:
                 if size >= 64 * 1024:
-                    np.frombuffer(value, np.uint8).sum()
+                    np.frombuffer(msg.value() or b"", np.uint8).sum()
                 got += 1
     elapsed = time.perf_counter() - t0
     consumer.close()
-    proc.join(60)
+    run.join()
     return elapsed
 
 
 def proxystore_e2e(settings: FreightSettings, count: int, size: int, workdir: Path) -> float:
-    import numpy as np
     from confluent_kafka import Consumer
     from proxystore.stream import StreamConsumer as PSConsumer
     from proxystore.stream.shims.kafka import KafkaSubscriber
@@ -228,24 +249,32 @@ def proxystore_e2e(settings: FreightSettings, count: int, size: int, workdir: Pa
     client.subscribe([topic])
     while not client.assignment():
         client.poll(0.1)
-    proc, start = _spawn(
-        _produce_proxystore, _settings_dict(settings), topic, str(workdir / topic), count, size
-    )
-    consumer = PSConsumer(KafkaSubscriber(client))
-    first = next(consumer)  # the warm-up object
-    np.asarray(first)
-    _wait_started(proc, start)
-    t0 = time.perf_counter()
+    run = _Run(_produce_proxystore, _settings_dict(settings), topic, str(workdir / topic), count, size)
+
+    class _Subscriber(KafkaSubscriber):  # type: ignore[misc]
+        """ProxyStore's shim polls without a timeout; this one gives up if the producer died."""
+
+        def next_message(self) -> bytes:
+            while True:
+                message = self.client.poll(0.5)
+                if message is not None and message.error() is None:
+                    return bytes(message.value())
+                run.check()
+
+    consumer: Any = PSConsumer(_Subscriber(client))
+    run.wait_ready()
+    _touch(next(consumer), size)  # the warm-up object
+    t0 = run.start()
     for _ in range(count):
-        np.asarray(next(consumer)).sum()
+        _touch(next(consumer), size)
     elapsed = time.perf_counter() - t0
     consumer.close(stores=True)
-    proc.join(60)
+    run.join()
     return elapsed
 
 
 def latency_ms(settings: FreightSettings, count: int, rate: float, workdir: Path) -> list[float]:
-    """Per event: send -> proxy available (ms), at `rate` events/s of 1 KiB objects."""
+    """Per event: send -> proxy available (ms), at `rate` events/s of 1 KiB objects (inline)."""
     from freight.stream import StreamConsumer
 
     topic = _topic(settings, "latency")
@@ -254,17 +283,15 @@ def latency_ms(settings: FreightSettings, count: int, rate: float, workdir: Path
         topic, f"g-{topic}", settings=settings, idle_timeout=60, kafka_config={"fetch.wait.max.ms": 5}
     ) as consumer:
         consumer.wait_for_assignment(30)
-        proc, start = _spawn(
-            _produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, 1024, rate
-        )
-        _wait_started(proc, start)
+        run = _Run(_produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, 1024, rate)
+        run.wait_ready()
+        consumer.next_proxy(60)
+        run.start()
         for meta, _proxy in consumer.iter_with_metadata():
-            if meta.stream == "warmup":
-                continue
             lat.append((time.perf_counter_ns() - int(meta.metadata["t"])) / 1e6)
             if len(lat) == count:
                 break
-    proc.join(60)
+    run.join()
     return lat
 
 

@@ -582,7 +582,7 @@ class StreamConsumer:
         if self._dlq is None:
             self.admin.create_topic(topic, 1)
             self._dlq = Producer(producer_config(self.settings, {"linger.ms": 0}))
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("freight.error", reason.encode()),
             ("freight.source.topic", (msg.topic() or "").encode()),
             ("freight.source.partition", str(msg.partition()).encode()),

@@ -225,13 +225,20 @@ for _name, _op in {
     setattr(Proxy, f"__{_name}__", _fwd)
     setattr(Proxy, f"__r{_name}__", _rev)
 
+def _unary(op: Callable[[Any], Any]) -> Callable[[Proxy], Any]:
+    def forward(self: Proxy) -> Any:
+        return op(self._freight_resolve())
+
+    return forward
+
+
 for _name, _uop in {
     "neg": operator.neg,
     "pos": operator.pos,
     "abs": operator.abs,
     "invert": operator.invert,
 }.items():
-    setattr(Proxy, f"__{_name}__", (lambda f: lambda self: f(self._freight_resolve()))(_uop))
+    setattr(Proxy, f"__{_name}__", _unary(_uop))
 
 
 def extract(proxy: Proxy) -> Any:
