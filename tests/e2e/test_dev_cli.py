@@ -110,7 +110,9 @@ def test_state_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     not_a_dir.write_text("x")
     result = freight("dev", "up", "--state-dir", str(not_a_dir), "--service", "kafka")
     assert result.returncode == 4
-    assert f"cannot use {not_a_dir} as the state directory" in result.stderr and "--state-dir" in result.stderr
+    assert (
+        f"cannot use {not_a_dir} as the state directory" in result.stderr and "--state-dir" in result.stderr
+    )
 
 
 def test_explicit_port_in_use_is_a_clear_error(state_dir: Path) -> None:
