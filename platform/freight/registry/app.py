@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from freight import __version__
+from freight import __version__, metrics
 from freight.registry import errors
 from freight.registry.errors import RegistryHTTPError, WriterMovedError
 from freight.registry.forward import FORWARDED_HEADER, INSTANCE_HEADER, OFFSET_HEADER, Forwarder
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 HEALTH_PATH = "/freight/health"
+METRICS_PATH = "/metrics"  # Prometheus text format, always on (freight.metrics)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorMessage, "description": text}
     for code, text in (
@@ -490,6 +491,12 @@ def create_app(service: RegistryService) -> FastAPI:
     def status() -> dict[str, Any]:
         return service.status()
 
+    @app.get(METRICS_PATH, include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        """Prometheus metrics of this process (behind the same auth as the API)."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     @app.get(HEALTH_PATH, summary="Freight: liveness (no auth)")
     def health() -> Response:
         if not service.reader.alive:
@@ -508,6 +515,7 @@ def _relay_headers(headers: Any) -> dict[str, str]:
 def gated(service: RegistryService) -> ASGIApp:
     """The full ASGI app: the API behind the auth/size/content-type gate."""
     auth = service.options.auth.get_secret_value() if service.options.auth is not None else None
-    return Gate(
+    gate = Gate(
         create_app(service), instance=service.instance, auth=auth, max_body=service.options.max_body_bytes
     )
+    return metrics.instrument_asgi(gate, "registry")

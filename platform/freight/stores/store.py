@@ -1,4 +1,4 @@
-"""`Store`: a named connector plus serializers, checksums and metrics.
+"""`Store`: a named connector plus serializers, checksums and metrics (`StoreStats`, and Prometheus's).
 
 `put` serializes an object into buffers, prefixes the framing header (serializer, descriptor, checksum) and
 hands header and buffers to the connector's vectored `put`, so a large payload is never concatenated. `get`
@@ -11,11 +11,13 @@ are and hand them back zero-copy.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
+from freight import metrics
 from freight.config import FreightSettings
 from freight.connectors.keys import validate_key
 from freight.connectors.protocol import (
@@ -97,6 +99,7 @@ class Store:
         )
         self._stats = StoreStats()
         self._lock = threading.Lock()
+        self._metrics = metrics.store_metrics(self.name)
 
     def __repr__(self) -> str:
         return f"Store({self.name!r}, {self.connector!r})"
@@ -123,6 +126,8 @@ class Store:
         with self._lock:
             self._stats.bytes_written += size
             self._stats.objects_written += objects
+        self._metrics.bytes_written.inc(size)
+        self._metrics.objects_written.inc(objects)
 
     def _frame(self, ser: SerializedObject) -> tuple[bytes | DeferredBuffer, int, Callable[[], str | None]]:
         """(header, header size, digest source). For a large payload the checksum is computed on another
@@ -207,6 +212,7 @@ class Store:
         with self._lock:
             self._stats.reads += 1
             self._stats.misses += 1
+        self._metrics.misses.inc()
         return type(exc)(f"{self._where(key)} not found: {exc}")
 
     def _verify(
@@ -279,6 +285,8 @@ class Store:
             self._stats.reads += 1
             self._stats.hits += 1
             self._stats.bytes_read += size
+        self._metrics.hits.inc()
+        self._metrics.bytes_read.inc(size)
         return obj
 
     def _fetch(self, key: str, mmap: bool) -> Buffer | ResidentObject:
@@ -309,9 +317,13 @@ class Store:
         IntegrityError if the bytes do not match their header or `checksum`.
         """
         validate_key(key)
+        start = time.perf_counter()
         if self._observable is not None and not mmap:
-            return self._get_verified_while_reading(key, checksum)
-        return self._decode(key, self._fetch(key, mmap), checksum)
+            obj = self._get_verified_while_reading(key, checksum)
+        else:
+            obj = self._decode(key, self._fetch(key, mmap), checksum)
+        self._metrics.resolve_seconds.observe(time.perf_counter() - start)
+        return obj
 
     def get_batch(self, keys: Sequence[str], *, checksums: Sequence[str | None] | None = None) -> list[Any]:
         """Objects for `keys`, in order, fetched in one connector batch; missing keys raise together."""
@@ -319,6 +331,7 @@ class Store:
             validate_key(key)
         if checksums is not None and len(checksums) != len(keys):
             raise ValueError(f"get_batch got {len(keys)} keys but {len(checksums)} checksums")
+        start = time.perf_counter()
         entries: Sequence[Buffer | ResidentObject | None]
         if self._objects is not None:
             entries = self._objects.get_entries(keys)
@@ -329,12 +342,18 @@ class Store:
             with self._lock:
                 self._stats.reads += len(missing)
                 self._stats.misses += len(missing)
+            self._metrics.misses.inc(len(missing))
             shown = ", ".join(repr(k) for k in missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise ObjectNotFoundError(f"{len(missing)} object(s) not found in store {self.name!r}: {shown}")
         expected = checksums if checksums is not None else [None] * len(keys)
-        return [
+        objs = [
             self._decode(k, e, c) for k, e, c in zip(keys, entries, expected, strict=True) if e is not None
         ]
+        if objs:  # one observation per object: the batch's time shared out
+            each = (time.perf_counter() - start) / len(objs)
+            for _ in objs:
+                self._metrics.resolve_seconds.observe(each)
+        return objs
 
     def exists(self, key: str) -> bool:
         return self.connector.exists(validate_key(key))
@@ -346,6 +365,7 @@ class Store:
         if existed:
             with self._lock:
                 self._stats.evictions += 1
+            self._metrics.evictions.inc()
         return existed
 
     def evict_batch(self, keys: Sequence[str]) -> int:
@@ -354,6 +374,7 @@ class Store:
         count = self.connector.evict_batch(keys)
         with self._lock:
             self._stats.evictions += count
+        self._metrics.evictions.inc(count)
         return count
 
     def close(self) -> None:
