@@ -97,9 +97,8 @@ def test_schema_ids_are_cached_no_registry_call_per_event(serde: EventSerde, val
     for _ in range(500):
         assert serde.decode(value_topic, serde.encode(value_topic, EVENTS[0])) == EVENTS[0]
         assert fresh.decode(value_topic, value) == EVENTS[0]
-    assert len(requests) == warm + 1, (
-        requests
-    )  # `serde` fetched the id once for its first decode; then nothing
+    # At most one more call (a first decode may fetch the writer schema by id); never one per event.
+    assert len(requests) <= warm + 1, requests
 
 
 @pytest.mark.parametrize(

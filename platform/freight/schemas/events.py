@@ -1,7 +1,8 @@
 """The event model: what travels through Kafka for each stream item (schema `freight.v1.ObjectEvent`).
 
-Plain slotted dataclasses, not pydantic: one is built per event on the hot path, and they convert to and
-from the Avro record dictionaries that fastavro / confluent-kafka's Avro serde read and write.
+Plain slotted dataclasses, not pydantic: one is built per event on the hot path. They convert to and from
+the Avro record dictionaries that fastavro / confluent-kafka's Avro serde read and write, and
+`freight.schemas.fastcodec` writes and reads them directly.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ArrayDescriptor:
         return cls(d["dtype"], tuple(d["shape"]), d.get("device", "cpu"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ObjectRef:
     store: str
     key: str
@@ -83,7 +84,7 @@ class ObjectRef:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InlinePayload:
     data: bytes
     serializer: str
@@ -96,9 +97,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ObjectEvent:
-    """One stream item. Exactly one of `object` / `inline` is set for OBJECT; neither for END_OF_STREAM."""
+    """One stream item. Exactly one of `object` / `inline` is set for OBJECT; neither for END_OF_STREAM.
+
+    Treat events as values (they are not frozen only because frozen dataclasses cost a slow
+    `object.__setattr__` per field, and one event is built per record on the hot path).
+    """
 
     stream: str
     sequence: int
@@ -142,7 +147,7 @@ class ObjectEvent:
         desc = d.get("descriptor")
         created = d.get("created_at", 0)
         if not isinstance(created, int):
-            created = int(created.timestamp() * 1000)
+            created = round(created.timestamp() * 1000)  # round: float ms can sit just below the integer
         return cls(
             stream=d["stream"],
             sequence=d["sequence"],

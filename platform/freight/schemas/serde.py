@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import to_parsing_canonical_form
 
 from freight.config import FreightSettings
 from freight.errors import EventDecodeError, SchemaError, SerializationError, ServiceUnavailableError
 from freight.schemas.events import ObjectEvent
+from freight.schemas.fastcodec import TrailingBytesError, decode_event, encode_event
 from freight.schemas.loader import OBJECT_EVENT, schema_text
 
 MAGIC = 0
@@ -97,6 +99,9 @@ class EventSerde:
         self._client = client if client is not None else SchemaRegistryClient(conf)
         self._writers: dict[tuple[str, str], _Writer] = {}
         self._writer_schemas: dict[int, Any] = {}
+        # Schema ids whose schema is exactly freight.v1.ObjectEvent: read by the specialised codec.
+        self._v1_ids: set[int] = set()
+        self._v1_canonical = to_parsing_canonical_form(parse_schema(json.loads(schema_text(OBJECT_EVENT))))
         self._readers: dict[str, Any] = {}
         self._deserializers: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -128,6 +133,8 @@ class EventSerde:
         """An event as a Kafka value for `topic` (schema freight.v1.ObjectEvent)."""
         writer = self._writers.get((topic, OBJECT_EVENT)) or self._writer(topic, OBJECT_EVENT, None)
         try:
+            if writer.confluent is None:
+                return encode_event(event, writer.prefix)
             return writer.write(event.to_avro())
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise SerializationError(f"event for topic {topic!r} does not fit its schema: {exc}") from exc
@@ -188,12 +195,32 @@ class EventSerde:
                 confluent = AvroSerializer(self._client, text, conf=conf)
             writer = _Writer(schema_id, header(schema_id), parse_schema(json.loads(text)), confluent, topic)
             self._writers[(topic, name)] = writer
+            if name == OBJECT_EVENT:
+                self._v1_ids.add(schema_id)
             return writer
 
     # ------------------------------------------------------------------------------------------ reading
 
     def decode(self, topic: str, data: bytes) -> ObjectEvent:
         """The event in a Kafka value of `topic` (any compatible version of freight.v1.ObjectEvent)."""
+        if self.fast and len(data) >= HEADER_SIZE and data[0] == MAGIC:
+            schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
+            if schema_id not in self._v1_ids and schema_id not in self._writer_schemas:
+                self._load_writer_schema(topic, schema_id)
+            if schema_id in self._v1_ids:
+                try:
+                    return decode_event(data, HEADER_SIZE)
+                except TrailingBytesError as exc:
+                    raise EventDecodeError(
+                        f"a record from topic {topic!r} (schema id {schema_id}) has {exc} after its Avro "
+                        "body: it is corrupt, or was written with another schema than its id says"
+                    ) from exc
+                except (ValueError, IndexError) as exc:
+                    raise EventDecodeError(
+                        f"the Avro body of a record from topic {topic!r} (schema id {schema_id}) is "
+                        f"truncated or corrupt ({type(exc).__name__}: {exc}); it was not written with that "
+                        "schema"
+                    ) from exc
         record = self.decode_record(topic, data)
         try:
             return ObjectEvent.from_avro(record)
@@ -281,6 +308,8 @@ class EventSerde:
                 f"schema {schema_id} from {self.registry_url} is not valid Avro: {exc}"
             ) from exc
         self._writer_schemas[schema_id] = parsed
+        if to_parsing_canonical_form(parsed) == self._v1_canonical:
+            self._v1_ids.add(schema_id)
         return parsed
 
     def _parse_references(self, refs: list[Any], named: dict[str, Any], seen: set[tuple[str, int]]) -> None:

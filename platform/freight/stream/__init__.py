@@ -3,7 +3,7 @@
 from freight.stream.aio import AsyncStreamConsumer, AsyncStreamProducer
 from freight.stream.consumer import ConsumerStats, RebalanceListener, StreamConsumer, StreamRecord
 from freight.stream.metadata import ItemMetadata
-from freight.stream.producer import ProducerStats, RecordPosition, StreamProducer
+from freight.stream.producer import ProducerStats, RecordPosition, SendResult, StreamProducer
 from freight.stream.proxy import Proxy, ProxyRef, extract, is_resolved, ref_of
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ProxyRef",
     "RebalanceListener",
     "RecordPosition",
+    "SendResult",
     "StreamConsumer",
     "StreamProducer",
     "StreamRecord",

@@ -31,7 +31,7 @@ class AsyncStreamProducer:
         stream: str = "default",
         metadata: Mapping[str, str] | None = None,
         evict: EvictionMode | str | None = None,
-    ) -> RecordPosition:
+    ) -> RecordPosition | None:
         """Store and produce in a worker thread, then await Kafka's acknowledgement."""
         fut = await asyncio.to_thread(
             self.sync.send, topic, obj, stream=stream, metadata=metadata, evict=evict

@@ -75,13 +75,45 @@ class ConsumerStats:
     rebalances: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class StreamRecord:
-    """One decoded event with its metadata; `proxy` is None for END_OF_STREAM."""
+    """One decoded event: the event, its proxy (None for END_OF_STREAM) and, built on first use, metadata."""
 
-    event: ObjectEvent
-    metadata: ItemMetadata
-    proxy: Proxy | None
+    __slots__ = ("_metadata", "event", "offset", "partition", "proxy", "timestamp", "topic")
+
+    def __init__(
+        self, event: ObjectEvent, proxy: Proxy | None, topic: str, partition: int, offset: int, timestamp: int
+    ) -> None:
+        self.event = event
+        self.proxy = proxy
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self._metadata: ItemMetadata | None = None
+
+    @property
+    def metadata(self) -> ItemMetadata:
+        if self._metadata is None:
+            event = self.event
+            obj = event.object
+            self._metadata = ItemMetadata(
+                topic=self.topic,
+                partition=self.partition,
+                offset=self.offset,
+                timestamp=self.timestamp,
+                stream=event.stream,
+                sequence=event.sequence,
+                producer_id=event.producer_id,
+                created_at=event.created_at,
+                metadata=event.metadata,
+                store=obj.store if obj else None,
+                key=obj.key if obj else None,
+                size=obj.size if obj else None,
+                inline=event.inline is not None,
+                descriptor=event.descriptor,
+                end_of_stream=event.kind is EventKind.END_OF_STREAM,
+            )
+        return self._metadata
 
 
 @dataclass
@@ -164,6 +196,8 @@ class StreamConsumer:
         self.rebalance_listener = rebalance_listener
         self.stats = ConsumerStats()
         self._serde = serde
+        self._bootstrap = self.settings.kafka_bootstrap
+        self._registry_url = self.settings.schema_registry_url
         self._until = set(until_end_of) if until_end_of is not None else None
         self._ended: set[str] = set()
         self._batch: deque[Message] = deque()
@@ -536,46 +570,49 @@ class StreamConsumer:
             return None
         self.stats.events += 1
         ts = msg.timestamp()[1]
-        obj, inline = event.object, event.inline
-        meta = ItemMetadata(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            timestamp=ts,
-            stream=event.stream,
-            sequence=event.sequence,
-            producer_id=event.producer_id,
-            created_at=event.created_at,
-            metadata=event.metadata,
-            store=obj.store if obj else None,
-            key=obj.key if obj else None,
-            size=obj.size if obj else None,
-            inline=inline is not None,
-            descriptor=event.descriptor,
-            end_of_stream=event.kind is EventKind.END_OF_STREAM,
-        )
         if event.kind is EventKind.END_OF_STREAM:
             self.stats.end_of_streams += 1
             self._ended.add(event.stream)
-            return StreamRecord(event, meta, None)
+            return StreamRecord(event, None, topic, partition, offset, ts)
         self.stats.objects += 1
-        ref = ProxyRef(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            stream=event.stream,
-            sequence=event.sequence,
-            serializer=obj.serializer if obj else inline.serializer if inline else "",
-            store=obj.store if obj else None,
-            key=obj.key if obj else None,
-            checksum=obj.checksum if obj else None,
-            descriptor=event.descriptor,
-            eviction=obj.eviction if obj else EvictionMode.WATERMARK,
-            inline=inline.data if inline else None,
-            bootstrap=self.settings.kafka_bootstrap,
-            registry_url=self.settings.schema_registry_url,
-        )
-        return StreamRecord(event, meta, Proxy(ref))
+        obj = event.object
+        if obj is not None:
+            ref = ProxyRef(
+                topic,
+                partition,
+                offset,
+                event.stream,
+                event.sequence,
+                obj.serializer,
+                obj.store,
+                obj.key,
+                obj.checksum,
+                event.descriptor,
+                obj.eviction,
+                None,
+                self._bootstrap,
+                self._registry_url,
+            )
+        else:
+            inline = event.inline
+            assert inline is not None
+            ref = ProxyRef(
+                topic,
+                partition,
+                offset,
+                event.stream,
+                event.sequence,
+                inline.serializer,
+                None,
+                None,
+                None,
+                event.descriptor,
+                EvictionMode.WATERMARK,
+                inline.data,
+                self._bootstrap,
+                self._registry_url,
+            )
+        return StreamRecord(event, Proxy(ref), topic, partition, offset, ts)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         topic = self.dead_letter_topic or f"{msg.topic()}.dlq"

@@ -7,6 +7,10 @@ idempotent producer. An event therefore never points at bytes that were not writ
 acknowledged the object is deleted again and the failure surfaces on the send's future and at the next
 `flush()`. Nothing is dropped silently: filtered sends are counted.
 
+`send()` returns a `SendResult`: `result()` gives where the event landed (or raises why it did not),
+`done()` checks without waiting. Delivery reports are served on later sends, on `flush()`/`close()` and
+by `result()` itself, so no background thread competes with the sending thread for the GIL.
+
 ProxyStore's hooks are kept: `filter_` (drop an item by its metadata), `batch_size` and `aggregator`
 (combine N objects of a stream into one before storing).
 """
@@ -19,7 +23,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from freight.config import FreightSettings, load_settings
 from freight.connectors.keys import safe_key_part
+from freight.connectors.protocol import ObjectConnector
 from freight.errors import ConfigError, DeliveryError
 from freight.kafka import producer_config
 from freight.schemas.events import (
@@ -40,7 +44,7 @@ from freight.stream.resolver import default_resolver
 
 if TYPE_CHECKING:
     from freight.schemas.serde import EventSerde
-    from freight.stores import SerializedObject, SerializerRegistry, Store
+    from freight.stores import SerializedObject, SerializerRegistry, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,79 @@ class RecordPosition:
     topic: str
     partition: int
     offset: int
+
+
+_PENDING, _DONE, _FAILED, _FILTERED = range(4)
+
+
+class SendResult:
+    """The outcome of one `send()`: resolves when Kafka acknowledges the event (or refuses it)."""
+
+    __slots__ = ("_callbacks", "_error", "_key", "_owner", "_position", "_state", "_store", "topic")
+
+    def __init__(self, owner: StreamProducer | None, topic: str) -> None:
+        self._owner = owner
+        self.topic = topic
+        self._state = _PENDING
+        self._position: RecordPosition | None = None
+        self._error: BaseException | None = None
+        self._store: Store | None = None
+        self._key: str | None = None
+        self._callbacks: list[Callable[[SendResult], None]] | None = None
+
+    def done(self) -> bool:
+        """True once acknowledged, failed or filtered (never blocks)."""
+        return self._state != _PENDING
+
+    def filtered(self) -> bool:
+        """True if the producer's filter dropped this item (nothing was sent)."""
+        return self._state == _FILTERED
+
+    def result(self, timeout: float | None = None) -> RecordPosition | None:
+        """Where the event landed (None if filtered); raises DeliveryError if it was not delivered."""
+        self._wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return self._position
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return self._error
+
+    def add_done_callback(self, fn: Callable[[SendResult], None]) -> None:
+        """Call `fn(self)` once done (at once if already done; otherwise in the thread serving deliveries)."""
+        if self._state != _PENDING:
+            fn(self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+    def _wait(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._state == _PENDING:
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeliveryError(
+                    f"no acknowledgement for an event on topic {self.topic!r} within {timeout:g}s"
+                )
+            assert self._owner is not None
+            self._owner._producer.poll(0.05)
+
+    def _finish(self, state: int, position: RecordPosition | None, error: BaseException | None) -> None:
+        self._state, self._position, self._error = state, position, error
+        callbacks, self._callbacks = self._callbacks, None
+        for fn in callbacks or ():
+            fn(self)
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        """librdkafka's delivery report for this event."""
+        owner = self._owner
+        assert owner is not None
+        if err is None:
+            owner.stats.acked += 1
+            self._finish(_DONE, RecordPosition(self.topic, msg.partition() or 0, msg.offset() or 0), None)
+            return
+        owner._delivery_failed(self, err)
 
 
 @dataclass
@@ -74,7 +151,7 @@ class _Pending:
 
     objects: list[Any] = field(default_factory=list)
     metadata: list[dict[str, str]] = field(default_factory=list)
-    futures: list[Future[RecordPosition]] = field(default_factory=list)
+    results: list[SendResult] = field(default_factory=list)
     evict: EvictionMode = EvictionMode.WATERMARK
 
 
@@ -121,17 +198,17 @@ class StreamProducer:
         self._create_partitions = create_topics
         self._ready_topics: set[str] = set()
         self._published: set[str] = set()
-        self._sequences: dict[tuple[str, str], int] = {}
+        self._sequences: dict[tuple[str, str], itertools.count[int]] = {}
+        self._sends = 0
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._keys = itertools.count()
+        self._key_prefixes: dict[str, str] = {}
         self._lock = threading.Lock()
         self._failures: list[DeliveryError] = []
         self._closed = False
         for store in self.stores.values():
             default_resolver().register(store)
         self._producer = Producer(producer_config(self.settings, dict(kafka_config or {})))
-        self._poller = threading.Thread(target=self._poll_loop, name="freight-producer-poll", daemon=True)
-        self._poller.start()
 
     # Plumbing -----------------------------------------------------------------------------------------
     @property
@@ -150,11 +227,6 @@ class StreamProducer:
             self._serializers = SerializerRegistry(allow_pickle=self.settings.allow_pickle)
         return self._serializers
 
-    def _poll_loop(self) -> None:
-        """Serve delivery callbacks in the background so futures complete without flush()."""
-        while not self._closed:
-            self._producer.poll(0.05)
-
     def store_for(self, topic: str) -> Store | None:
         """The store of `topic`: its own entry, else the default (key None), else None (inline only)."""
         return self.stores.get(topic, self.stores.get(None))
@@ -167,10 +239,10 @@ class StreamProducer:
             self._published.add(store.name)
 
     def _next_sequence(self, topic: str, stream: str) -> int:
-        with self._lock:
-            seq = self._sequences.get((topic, stream), 0)
-            self._sequences[(topic, stream)] = seq + 1
-            return seq
+        counter = self._sequences.get((topic, stream))
+        if counter is None:
+            counter = self._sequences.setdefault((topic, stream), itertools.count())
+        return next(counter)  # atomic under the GIL: safe from several sending threads
 
     # Sending ------------------------------------------------------------------------------------------
     def send(
@@ -182,21 +254,22 @@ class StreamProducer:
         metadata: Mapping[str, str] | None = None,
         evict: EvictionMode | str | None = None,
         serializer: str | None = None,
-    ) -> Future[RecordPosition]:
-        """Store `obj` (or inline it) and produce its event; the future resolves when Kafka acknowledges.
+    ) -> SendResult:
+        """Store `obj` (or inline it) and produce its event; the result resolves when Kafka acknowledges.
 
         With `batch_size` > 1 the object waits for its batch (flushed by `flush`, `end_stream`, `close`).
         Raises at once for a store write that fails (nothing is produced then); a failed delivery fails the
-        future and is raised again by the next `flush()`.
+        result and is raised again by the next `flush()`.
         """
-        self._check_open()
-        meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+        if self._closed:
+            self._check_open()
+        meta = {str(k): str(v) for k, v in metadata.items()} if metadata else {}
         mode = self.default_evict if evict is None else EvictionMode.parse(evict)
         if self.filter is not None and self.filter(meta):
             self.stats.filtered += 1
-            done: Future[RecordPosition] = Future()
-            done.cancel()
-            return done
+            dropped = SendResult(self, topic)
+            dropped._finish(_FILTERED, None, None)
+            return dropped
         if self.batch_size > 1:
             return self._enqueue(topic, stream, obj, meta, mode)
         return self._send_one(topic, stream, obj, meta, mode, serializer)
@@ -209,23 +282,23 @@ class StreamProducer:
         stream: str = "default",
         metadata: Mapping[str, str] | None = None,
         evict: EvictionMode | str | None = None,
-    ) -> list[Future[RecordPosition]]:
+    ) -> list[SendResult]:
         """Send several objects of one stream, in order."""
         return [self.send(topic, o, stream=stream, metadata=metadata, evict=evict) for o in objs]
 
     def _enqueue(
         self, topic: str, stream: str, obj: Any, meta: dict[str, str], mode: EvictionMode
-    ) -> Future[RecordPosition]:
-        fut: Future[RecordPosition] = Future()
+    ) -> SendResult:
+        result = SendResult(self, topic)
         with self._lock:
             pending = self._pending.setdefault((topic, stream), _Pending(evict=mode))
             pending.objects.append(obj)
             pending.metadata.append(meta)
-            pending.futures.append(fut)
+            pending.results.append(result)
             full = len(pending.objects) >= self.batch_size
         if full:
             self._flush_pending(topic, stream)
-        return fut
+        return result
 
     def _flush_pending(self, topic: str, stream: str) -> None:
         with self._lock:
@@ -254,9 +327,16 @@ class StreamProducer:
         meta: dict[str, str],
         mode: EvictionMode,
         serializer: str | None = None,
-    ) -> Future[RecordPosition]:
-        self._ensure_topic(topic)
+    ) -> SendResult:
+        if topic not in self._ready_topics:
+            self._ensure_topic(topic)
         store = self.store_for(topic)
+        if (
+            store is not None
+            and isinstance(store.connector, ObjectConnector)
+            and store.connector.accepts(obj)
+        ):
+            return self._send_resident(topic, stream, store, obj, meta, mode, serializer)
         ser: SerializedObject = (
             store.serialize(obj, serializer)
             if store is not None
@@ -285,34 +365,72 @@ class StreamProducer:
                     "store under the key None"
                 )
             self._publish(store)
-            stored_key = f"{safe_key_part(topic)}/{self.producer_id}/{next(self._keys):012d}"
+            stored_key = self._new_key(topic)
             stored = store.put_serialized(stored_key, ser)
-            event = ObjectEvent(
-                stream=stream,
-                sequence=sequence,
-                producer_id=self.producer_id,
-                object=ObjectRef(
-                    store=store.name,
-                    key=stored.key,
-                    size=stored.size,
-                    serializer=stored.serializer,
-                    checksum=stored.checksum,
-                    eviction=mode,
-                ),
-                descriptor=stored.descriptor,
-                metadata=meta,
-            )
+            event = self._stored_event(stream, sequence, store, stored, mode, meta)
             self.stats.bulk_bytes += stored.size
         self.stats.objects += 1
         return self._produce(topic, event, store if stored_key else None, stored_key)
 
-    def end_stream(self, topic: str, stream: str = "default") -> Future[RecordPosition]:
+    def _new_key(self, topic: str) -> str:
+        """A unique store key: topic / producer id / counter (the evictor's orphan sweep relies on it)."""
+        prefix = self._key_prefixes.get(topic)
+        if prefix is None:
+            prefix = self._key_prefixes[topic] = f"{safe_key_part(topic)}/{self.producer_id}/"
+        return f"{prefix}{next(self._keys):012d}"
+
+    def _stored_event(
+        self,
+        stream: str,
+        sequence: int,
+        store: Store,
+        stored: StoredObject,
+        mode: EvictionMode,
+        meta: dict[str, str],
+    ) -> ObjectEvent:
+        return ObjectEvent(
+            stream=stream,
+            sequence=sequence,
+            producer_id=self.producer_id,
+            object=ObjectRef(
+                store=store.name,
+                key=stored.key,
+                size=stored.size,
+                serializer=stored.serializer,
+                checksum=stored.checksum,
+                eviction=mode,
+            ),
+            descriptor=stored.descriptor,
+            metadata=meta,
+        )
+
+    def _send_resident(
+        self,
+        topic: str,
+        stream: str,
+        store: Store,
+        obj: Any,
+        meta: dict[str, str],
+        mode: EvictionMode,
+        serializer: str | None,
+    ) -> SendResult:
+        """A store that keeps objects resident (tensors): hand the object itself over, never inline it."""
+        self._publish(store)
+        sequence = self._next_sequence(topic, stream)
+        key = self._new_key(topic)
+        stored = store.put(obj, key=key, serializer=serializer)
+        self.stats.bulk_bytes += stored.size
+        self.stats.objects += 1
+        return self._produce(
+            topic, self._stored_event(stream, sequence, store, stored, mode, meta), store, key
+        )
+
+    def end_stream(self, topic: str, stream: str = "default") -> SendResult:
         """Flush the stream's pending batch and produce its END_OF_STREAM event."""
         self._check_open()
         self._ensure_topic(topic)
         self._flush_pending(topic, stream)
-        with self._lock:
-            count = self._sequences.get((topic, stream), 0)
+        count = self._next_sequence(topic, stream)  # the number of objects sent on this stream
         event = ObjectEvent(
             stream=stream, sequence=count, producer_id=self.producer_id, kind=EventKind.END_OF_STREAM
         )
@@ -336,41 +454,41 @@ class StreamProducer:
                 log.info("created topic %s with %d partition(s)", topic, self._create_partitions)
         self._ready_topics.add(topic)
 
-    def _produce(
-        self, topic: str, event: ObjectEvent, store: Store | None, key: str | None
-    ) -> Future[RecordPosition]:
+    def _produce(self, topic: str, event: ObjectEvent, store: Store | None, key: str | None) -> SendResult:
         value = self.serde.encode(topic, event)
-        fut: Future[RecordPosition] = Future()
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is None:
-                self.stats.acked += 1
-                fut.set_result(RecordPosition(topic, msg.partition() or 0, msg.offset() or 0))
-                return
-            self.stats.failed += 1
-            failure = DeliveryError(
-                f"Kafka did not acknowledge the event of stream {event.stream!r} #{event.sequence} on topic "
-                f"{topic!r}: {err.str()}. "
-                + ("Its stored object was deleted again. " if key else "")
-                + "Check the broker (`freight dev status`) and send it again."
-            )
-            if store is not None and key is not None:
-                try:
-                    store.evict(key)
-                except Exception:  # the evictor's orphan sweep removes it later
-                    log.warning("could not delete orphaned object %s of a failed send", key, exc_info=True)
-            with self._lock:
-                self._failures.append(failure)
-            fut.set_exception(failure)
-
+        result = SendResult(self, topic)
+        if key is not None:
+            result._store, result._key = store, key
+        produce = self._producer.produce
         while True:
             try:
-                self._producer.produce(topic, value=value, key=event.stream.encode(), on_delivery=delivered)
+                produce(topic, value, event.stream.encode(), on_delivery=result._delivered)
                 break
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
         self.stats.events += 1
-        return fut
+        self._sends += 1
+        if not self._sends & 0xFF:
+            self._producer.poll(0)  # serve delivery reports now and then
+        return result
+
+    def _delivery_failed(self, result: SendResult, err: KafkaError) -> None:
+        """A refused or timed-out event: delete its stored object again, record and surface the failure."""
+        self.stats.failed += 1
+        key = result._key
+        failure = DeliveryError(
+            f"Kafka did not acknowledge an event on topic {result.topic!r}: {err.str()}. "
+            + ("Its stored object was deleted again. " if key else "")
+            + "Check the broker (`freight dev status`) and send it again."
+        )
+        if result._store is not None and key is not None:
+            try:
+                result._store.evict(key)
+            except Exception:  # the evictor's orphan sweep removes it later
+                log.warning("could not delete orphaned object %s of a failed send", key, exc_info=True)
+        with self._lock:
+            self._failures.append(failure)
+        result._finish(_FAILED, None, failure)
 
     # Lifecycle ----------------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> None:
@@ -395,14 +513,13 @@ class StreamProducer:
             raise DeliveryError(f"{len(failures)} event(s) failed; first: {failures[0]}") from failures[0]
 
     def close(self, *, close_stores: bool = False, timeout: float | None = None) -> None:
-        """Flush, stop the background poller; with `close_stores`, close the stores too."""
+        """Flush (raising any delivery failure); with `close_stores`, close the stores too."""
         if self._closed:
             return
         try:
             self.flush(timeout)
         finally:
             self._closed = True
-            self._poller.join(timeout=5)
             if close_stores:
                 for store in {id(s): s for s in self.stores.values()}.values():
                     store.close()
@@ -418,14 +535,10 @@ class StreamProducer:
         self.close()
 
 
-def _chain(source: Future[RecordPosition], target: Future[RecordPosition]) -> None:
-    """Complete `target` when `source` completes, with the same result or exception."""
+def _chain(source: SendResult, target: SendResult) -> None:
+    """Complete `target` when `source` completes, with the same outcome."""
 
-    def done(f: Future[RecordPosition]) -> None:
-        exc = f.exception()
-        if exc is not None:
-            target.set_exception(exc)
-        else:
-            target.set_result(f.result())
+    def done(src: SendResult) -> None:
+        target._finish(src._state, src._position, src._error)
 
     source.add_done_callback(done)

@@ -23,9 +23,10 @@ from freight.errors import ObjectEvictedError, ObjectNotFoundError
 from freight.schemas.events import ArrayDescriptor, EvictionMode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProxyRef:
-    """Everything needed to resolve an object in any process that can reach its store."""
+    """Everything needed to resolve an object in any process that can reach its store (treat as a value;
+    not frozen because frozen dataclasses are slow to build and one is built per consumed record)."""
 
     topic: str
     partition: int
@@ -69,22 +70,27 @@ def _resolve_ref(ref: ProxyRef) -> Any:
     return obj
 
 
+_set = object.__setattr__
+# Striped locks: concurrent first resolutions of one proxy fetch once, different proxies rarely contend,
+# and no proxy pays for a lock of its own.
+_LOCKS = [threading.Lock() for _ in range(64)]
+
+
 class Proxy:
     """A transparent, lazily resolved stand-in for a stream object (see the module docstring)."""
 
-    __slots__ = ("__freight_lock", "__freight_ref", "__freight_resolved", "__freight_target")
+    __slots__ = ("__freight_ref", "__freight_resolved", "__freight_target")
 
     def __init__(self, ref: ProxyRef) -> None:
-        object.__setattr__(self, "_Proxy__freight_ref", ref)
-        object.__setattr__(self, "_Proxy__freight_resolved", False)
-        object.__setattr__(self, "_Proxy__freight_target", None)
-        object.__setattr__(self, "_Proxy__freight_lock", threading.Lock())
+        _set(self, "_Proxy__freight_ref", ref)
+        _set(self, "_Proxy__freight_resolved", False)
+        _set(self, "_Proxy__freight_target", None)
 
     # Resolution ------------------------------------------------------------------------------------
     def _freight_resolve(self) -> Any:
         if object.__getattribute__(self, "_Proxy__freight_resolved"):
             return object.__getattribute__(self, "_Proxy__freight_target")
-        with object.__getattribute__(self, "_Proxy__freight_lock"):
+        with _LOCKS[id(self) % len(_LOCKS)]:
             if not object.__getattribute__(self, "_Proxy__freight_resolved"):
                 target = _resolve_ref(object.__getattribute__(self, "_Proxy__freight_ref"))
                 object.__setattr__(self, "_Proxy__freight_target", target)
@@ -224,6 +230,7 @@ for _name, _op in {
     _fwd, _rev = _binary(_op)
     setattr(Proxy, f"__{_name}__", _fwd)
     setattr(Proxy, f"__r{_name}__", _rev)
+
 
 def _unary(op: Callable[[Any], Any]) -> Callable[[Proxy], Any]:
     def forward(self: Proxy) -> Any:
