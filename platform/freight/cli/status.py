@@ -1,0 +1,179 @@
+"""`freight status`: services, topics, groups with lag, stores and the eviction watermark on one screen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
+from freight.cli.output import console, error, print_json, print_table
+
+if TYPE_CHECKING:
+    from freight.status import StatusReport
+
+GROUP = None
+app = typer.Typer()
+
+
+def _size(n: int | None) -> str | None:
+    if n is None:
+        return None
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def _render(report: StatusReport) -> None:
+    def state(ok: bool | None) -> str:
+        return "[green]up[/]" if ok else "[dim]-[/]" if ok is None else "[bold red]down[/]"
+
+    print_table(
+        "Services",
+        ["service", "state", "address", "detail"],
+        [(s.name, state(s.ok), s.address, s.detail) for s in (report.broker, report.registry, report.s3)],
+    )
+    if not report.broker.ok:
+        return
+    if report.topics:
+        print_table(
+            "Topics",
+            ["topic", "partitions", "records", "log start..high watermark per partition"],
+            [
+                (
+                    t.topic,
+                    t.partitions,
+                    f"{t.records:,}",
+                    ", ".join(f"{o['partition']}: {o['low']}..{o['high']}" for o in t.offsets[:8])
+                    + (" ..." if len(t.offsets) > 8 else ""),
+                )
+                for t in report.topics
+            ],
+        )
+    else:
+        console.print("[dim]no topics[/]")
+    rows = []
+    for g in report.groups:
+        head = (g.group, g.state, g.members)
+        if not g.partitions:
+            rows.append((*head, None, None, None, None, g.error or "no committed offsets"))
+        for i, p in enumerate(g.partitions):
+            rows.append(
+                (
+                    *(head if i == 0 else ("", "", "")),
+                    f"{p.topic}[{p.partition}]",
+                    p.committed,
+                    p.high,
+                    p.lag,
+                    "",
+                )
+            )
+    if rows:
+        print_table(
+            "Consumer groups",
+            ["group", "state", "members", "partition", "committed", "high watermark", "lag", "note"],
+            rows,
+            caption=f"total lag {sum(g.total_lag for g in report.groups):,}",
+        )
+    else:
+        console.print("[dim]no consumer groups[/]")
+    if report.stores:
+        print_table(
+            "Stores",
+            ["store", "kind", "location", "objects", "bytes", "note"],
+            [
+                (
+                    s.name,
+                    s.kind,
+                    s.location,
+                    None if s.objects is None else f"{s.objects:,}" + ("+" if s.truncated else ""),
+                    _size(s.bytes) if s.bytes is not None else None,
+                    s.detail,
+                )
+                for s in report.stores
+            ],
+        )
+    else:
+        console.print(f"[dim]stores: {report.stores_detail or 'none in the catalog'}[/]")
+    ev = report.eviction
+    if ev is not None:
+        if ev.evictor:
+            print_table("Evictor", ["", ""], sorted((k, v) for k, v in ev.evictor.items()))
+        if ev.watermarks:
+            print_table(
+                "Eviction watermark",
+                ["partition", "watermark", "log start", "evictable events", "groups"],
+                [
+                    (f"{w.topic}[{w.partition}]", w.offset, w.low, w.evictable, ", ".join(w.groups))
+                    for w in ev.watermarks
+                ],
+                caption=ev.detail,
+            )
+        else:
+            console.print(
+                f"[dim]eviction: no committed offsets on the topics shown ({ev.detail.split(':')[0]})[/]"
+            )
+    console.print(f"[dim]gathered in {report.elapsed_s:.2f}s[/]")
+
+
+@app.command("status")
+def status_cmd(
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", "-t", help="Only these topics (repeatable).")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", "-g", help="Only these groups (repeatable).")
+    ] = None,
+    internal: Annotated[bool, typer.Option(help="Also show topics whose name starts with '_'.")] = False,
+    stores: Annotated[
+        bool, typer.Option("--stores/--no-stores", help="List the stores of the catalog.")
+    ] = True,
+    store: Annotated[
+        list[str] | None, typer.Option("--store", "-s", help="Only these stores (repeatable).")
+    ] = None,
+    store_limit: Annotated[
+        int, typer.Option(min=1, help="Stop listing a store after this many objects.")
+    ] = 100_000,
+    store_seconds: Annotated[float, typer.Option(help="Stop listing a store after this many seconds.")] = 2.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 3.0,
+    bootstrap: Bootstrap = None,
+    registry: RegistryUrl = None,
+    json_: Json = False,
+) -> None:
+    """Health of the broker, registry and S3 endpoint; topics; groups with lag; stores; eviction watermark.
+
+    Exits 3 if a configured service does not answer (the message says which command starts it).
+    """
+    from rich.status import Status
+
+    from freight.status import StatusOptions, collect
+
+    options = StatusOptions(
+        topics=topic or None,
+        groups=group or None,
+        internal=internal,
+        timeout=timeout,
+        store_objects=store_limit,
+        store_seconds=store_seconds,
+        stores=stores,
+        store_names=store or None,
+    )
+    settings = settings_from(bootstrap, registry)
+    spinner = Status("asking the services ...", console=console)
+    if not json_ and console.is_terminal:
+        spinner.start()
+    try:
+        report = collect(settings, options)
+    finally:
+        spinner.stop()
+    if json_:
+        print_json(report.as_dict())
+    else:
+        _render(report)
+    if report.down:
+        for service in report.down:
+            error(f"the {service.name} at {service.address} is not answering: {service.hint}")
+        raise typer.Exit(3)
