@@ -32,15 +32,15 @@ class AsyncStreamProducer:
         metadata: Mapping[str, str] | None = None,
         evict: EvictionMode | str | None = None,
     ) -> RecordPosition | None:
-        """Store and produce in a worker thread, then await Kafka's acknowledgement."""
-        fut = await asyncio.to_thread(
+        """Store and produce in a worker thread, then await Kafka's acknowledgement (None if filtered)."""
+        result = await asyncio.to_thread(
             self.sync.send, topic, obj, stream=stream, metadata=metadata, evict=evict
         )
-        return await asyncio.wrap_future(fut)
+        return await asyncio.to_thread(result.result)
 
-    async def end_stream(self, topic: str, stream: str = "default") -> RecordPosition:
-        fut = await asyncio.to_thread(self.sync.end_stream, topic, stream)
-        return await asyncio.wrap_future(fut)
+    async def end_stream(self, topic: str, stream: str = "default") -> RecordPosition | None:
+        result = await asyncio.to_thread(self.sync.end_stream, topic, stream)
+        return await asyncio.to_thread(result.result)
 
     async def flush(self, timeout: float | None = None) -> None:
         await asyncio.to_thread(self.sync.flush, timeout)

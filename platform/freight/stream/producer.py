@@ -313,11 +313,11 @@ class StreamProducer:
             inner = self._send_one(
                 topic, stream, self.aggregator(pending.objects), merged_meta, pending.evict
             )
-            for fut in pending.futures:
-                _chain(inner, fut)
+            for result in pending.results:
+                _chain(inner, result)
             return
-        for obj, meta, fut in zip(pending.objects, pending.metadata, pending.futures, strict=True):
-            _chain(self._send_one(topic, stream, obj, meta, pending.evict), fut)
+        for obj, meta, result in zip(pending.objects, pending.metadata, pending.results, strict=True):
+            _chain(self._send_one(topic, stream, obj, meta, pending.evict), result)
 
     def _send_one(
         self,
