@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TransferSpeedColumn
 
 from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
-from freight.cli.output import console, err_console, print_json, print_table
+from freight.cli.output import err_console, print_json, print_table
 from freight.errors import ConfigError
 
 GROUP = None
@@ -173,4 +173,4 @@ def consume(
                 break
         consumer.commit()
     if not json_:
-        console.print(f"[dim]consumed {count} object(s) from {topic}[/]", highlight=False)
+        err_console.print(f"[dim]consumed {count} object(s) from {topic}[/]", highlight=False)
