@@ -15,20 +15,26 @@ async for vector in (decode | embed)(source):          # StreamConsumer, async i
 
 Modules: `stages` (decorators, `|`), `engine` (the runner), `errors` (policies, reports), `offsets`
 (contiguous-prefix commits), `source` (the `PipelineSource` / `DeadLetterSink` protocols and adapters),
-`dask` (`DaskExecutor`; Dask itself is only needed by whoever creates the client).
+`kafka` (`ConsumerSource`: a `StreamConsumer` as a source, with pause/resume, commits and rebalances),
+`dead_letter` (`KafkaDeadLetterSink`, `read_dead_letters`), `dask` (`DaskExecutor`; Dask itself is only
+needed by whoever creates the client). The Kafka modules load on first use of their names.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from freight.pipeline.dask import DaskExecutor
 from freight.pipeline.engine import PipelineRun, PipelineStats
 from freight.pipeline.errors import BatchResultError, ErrorPolicy, ErrorReport, FinalAction, Retry, StageError
 from freight.pipeline.offsets import OffsetTracker
 from freight.pipeline.source import (
+    AttachableSource,
     DeadLetterSink,
     IterableSource,
     MemoryDeadLetterSink,
     MemorySource,
     PartitionKey,
     PipelineSource,
+    RunControl,
     SourceItem,
     as_source,
 )
@@ -45,16 +51,44 @@ from freight.pipeline.stages import (
     stage,
 )
 
+if TYPE_CHECKING:
+    from freight.pipeline.dead_letter import DeadLetter, KafkaDeadLetterSink, read_dead_letters
+    from freight.pipeline.kafka import ConsumerSource, ConsumerSourceStats
+
+_LAZY = {
+    "ConsumerSource": "freight.pipeline.kafka",
+    "ConsumerSourceStats": "freight.pipeline.kafka",
+    "DeadLetter": "freight.pipeline.dead_letter",
+    "KafkaDeadLetterSink": "freight.pipeline.dead_letter",
+    "read_dead_letters": "freight.pipeline.dead_letter",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The Kafka-facing names, imported on first use (plain pipelines do not load Kafka clients)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'freight.pipeline' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+    "AttachableSource",
     "BatchResultError",
     "BatchStage",
+    "ConsumerSource",
+    "ConsumerSourceStats",
     "DaskExecutor",
+    "DeadLetter",
     "DeadLetterSink",
     "ErrorPolicy",
     "ErrorReport",
     "FinalAction",
     "ItemStage",
     "IterableSource",
+    "KafkaDeadLetterSink",
     "MemoryDeadLetterSink",
     "MemorySource",
     "Mode",
@@ -65,6 +99,7 @@ __all__ = [
     "PipelineSource",
     "PipelineStats",
     "Retry",
+    "RunControl",
     "RunOptions",
     "SourceItem",
     "Stage",
@@ -73,5 +108,6 @@ __all__ = [
     "ThreadExecutor",
     "as_source",
     "batch_stage",
+    "read_dead_letters",
     "stage",
 ]

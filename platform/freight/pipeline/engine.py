@@ -15,6 +15,12 @@ calls `source.pause()`; it calls `source.resume()` and pulls again once at most 
 Offsets. Every admitted item is registered with an `OffsetTracker`; a committer task commits, per partition,
 one past the contiguous done prefix (coalesced over `commit_interval`), and a final commit runs when the run
 ends, however it ends. A commit never runs concurrently with another, so committed offsets only move forward.
+Marker items (END_OF_STREAM events) are done on arrival, so the commit can move past them.
+
+Sources. An `AttachableSource` (the Kafka `ConsumerSource`) is attached when the run starts and detached after
+the final commit; through `revoke_partitions` it makes the run forget partitions lost in a rebalance (their
+items in flight still finish, but are not committed by this run). A source with `default_dead_letter()`
+supplies the sink when a stage dead-letters and the caller gave none.
 
 The engine never inspects item values (they may be lazy proxies): it only passes them to stage functions and
 tests results for `is None`.
@@ -26,7 +32,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -34,7 +40,7 @@ from typing import Any, Generic, TypeVar
 from freight.errors import ConfigError, PipelineError
 from freight.pipeline.errors import ErrorReport, FinalAction, Retry, StageError, final_action
 from freight.pipeline.offsets import OffsetTracker
-from freight.pipeline.source import DeadLetterSink, PartitionKey, PipelineSource, SourceItem
+from freight.pipeline.source import AttachableSource, DeadLetterSink, PartitionKey, PipelineSource, SourceItem
 from freight.pipeline.stages import BatchStage, RunOptions, Stage
 
 logger = logging.getLogger("freight.pipeline")
@@ -60,6 +66,8 @@ class PipelineStats:
     pauses: int = 0
     resumes: int = 0
     commits: int = 0
+    markers: int = 0
+    revoked: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     max_reorder: int = 0
@@ -70,11 +78,12 @@ class PipelineStats:
 class _Env:
     """An admitted item on its way through the stages (value: the current stage's input)."""
 
-    __slots__ = ("item", "seq", "value")
+    __slots__ = ("gen", "item", "seq", "value")
 
-    def __init__(self, seq: int, item: SourceItem[Any]) -> None:
+    def __init__(self, seq: int, item: SourceItem[Any], gen: int) -> None:
         self.seq = seq
         self.item = item
+        self.gen = gen  # the partition's generation in the offset tracker (stale after a revoke)
         self.value: Any = item.value
 
 
@@ -122,12 +131,15 @@ class PipelineRun(Generic[Out]):
         if self.resume_at >= window:
             raise ConfigError(f"resume_at ({self.resume_at}) must be below max_in_flight ({window})")
         needs_sink = [s.name for s in stages if final_action(s.on_error) == "dead_letter"]
-        if needs_sink and options.dead_letter is None:
-            raise ConfigError(
-                f"stage(s) {', '.join(map(repr, needs_sink))} dead-letter failed items: "
-                "pass dead_letter=<DeadLetterSink> to run the pipeline"
-            )
         self._sink: DeadLetterSink | None = options.dead_letter
+        if needs_sink and self._sink is None:
+            default_sink = getattr(source, "default_dead_letter", None)
+            if not callable(default_sink):
+                raise ConfigError(
+                    f"stage(s) {', '.join(map(repr, needs_sink))} dead-letter failed items: "
+                    "pass dead_letter=<DeadLetterSink> to run the pipeline"
+                )
+            self._sink = default_sink()
         self._commit_interval = float(options.commit_interval)
 
         self.stats = PipelineStats()
@@ -162,6 +174,7 @@ class PipelineRun(Generic[Out]):
         self._commit_wanted = asyncio.Event()
         self._iterator: AsyncGenerator[Out, None] | None = None
         self._started = False
+        self._attached: AttachableSource | None = None
         self._stopping = False
         self._closed = False
         self._shutdown_lock = asyncio.Lock()
@@ -263,6 +276,9 @@ class PipelineRun(Generic[Out]):
             return
         self._started = True
         self._loop = asyncio.get_running_loop()
+        if isinstance(self._source, AttachableSource):
+            self._source.attach(self)
+            self._attached = self._source
         self._reader = self._spawn(self._read())
         for i, stg in enumerate(self._stages):
             if isinstance(stg, BatchStage):
@@ -305,8 +321,32 @@ class PipelineRun(Generic[Out]):
             if self._committer is not None:
                 self._committer.cancel()
                 await asyncio.gather(self._committer, return_exceptions=True)
+            commit_error: BaseException | None = None
             if self._started:
-                await self._commit_now()
+                try:
+                    await self._commit_now()
+                except BaseException as exc:
+                    commit_error = exc
+            attached, self._attached = self._attached, None
+            if attached is not None:
+                try:
+                    await attached.detach()
+                except Exception as exc:
+                    if commit_error is None:
+                        raise PipelineError(f"releasing the source failed: {exc}") from exc
+                    logger.error("releasing the source after a failed commit failed too: %s", exc)
+            if commit_error is not None:
+                raise commit_error
+
+    def revoke_partitions(self, partitions: Collection[PartitionKey]) -> dict[PartitionKey, int]:
+        """Forget partitions this member lost; return their done-prefix commit positions (see `RunControl`).
+
+        Items of these partitions still in the pipeline run to the end and their results are yielded, but
+        their offsets are left to the partition's new owner (at-least-once: it may process them again).
+        """
+        positions = self.tracker.forget(partitions)
+        self.stats.revoked += len(partitions)
+        return positions
 
     # -- admission -----------------------------------------------------------------------------------
 
@@ -322,7 +362,10 @@ class PipelineRun(Generic[Out]):
                     item = await anext(iterator)
                 except StopAsyncIteration:
                     break
-                self._admit(item)
+                if item.marker:
+                    self._pass_marker(item)
+                else:
+                    self._admit(item)
                 del item
         finally:
             self._exhausted = True
@@ -343,9 +386,16 @@ class PipelineRun(Generic[Out]):
             self.stats.resumes += 1
             self._source.resume()
 
+    def _pass_marker(self, item: SourceItem[Any]) -> None:
+        """A position-only item: done at once (no slot, no stage), so commits can move past it."""
+        gen = self.tracker.register(item.partition_key, item.offset)
+        self.stats.markers += 1
+        if self.tracker.done(item.partition_key, item.offset, gen):
+            self._commit_wanted.set()
+
     def _admit(self, item: SourceItem[Any]) -> None:
-        self.tracker.register(item.partition_key, item.offset)
-        env = _Env(self._seq, item)
+        gen = self.tracker.register(item.partition_key, item.offset)
+        env = _Env(self._seq, item, gen)
         self._seq += 1
         self._used += 1
         stats = self.stats
@@ -439,7 +489,7 @@ class PipelineRun(Generic[Out]):
                 batcher.wake.set()
 
     def _mark_done(self, env: _Env) -> None:
-        if self.tracker.done(env.item.partition_key, env.item.offset):
+        if self.tracker.done(env.item.partition_key, env.item.offset, env.gen):
             self._commit_wanted.set()
 
     # -- collecting results --------------------------------------------------------------------------

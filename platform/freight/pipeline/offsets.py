@@ -6,11 +6,16 @@ consumed, or it was filtered, skipped or dead-lettered. The commit position of a
 last item of the longest done prefix, so a restarted consumer replays exactly the unfinished items (and
 possibly some done ones after the first unfinished: at-least-once). Memory is proportional to the number of
 registered, not yet committed items, which the pipeline's window bounds.
+
+Rebalances: when a partition is revoked, `forget` drops its state and returns its commit position; the
+partition's generation moves on, so items registered before still finish but can no longer mark anything done
+(`done` ignores a stale generation), and offsets of the partition may start again lower if it comes back.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from freight.errors import PipelineError
@@ -31,9 +36,14 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._parts: dict[PartitionKey, _Partition] = {}
+        self._generations: dict[PartitionKey, int] = {}
 
-    def register(self, key: PartitionKey, offset: int) -> None:
-        """Record that the item at `offset` entered the pipeline (in source order)."""
+    def generation(self, key: PartitionKey) -> int:
+        """How many times `key` was forgotten: an item registered under an older generation is stale."""
+        return self._generations.get(key, 0)
+
+    def register(self, key: PartitionKey, offset: int) -> int:
+        """Record that the item at `offset` entered the pipeline (in source order); return its generation."""
         part = self._parts.get(key)
         if part is None:
             part = self._parts[key] = _Partition()
@@ -44,10 +54,18 @@ class OffsetTracker:
             )
         part.pending.append(offset)
         part.last = offset
+        return self._generations.get(key, 0)
 
-    def done(self, key: PartitionKey, offset: int) -> bool:
-        """Mark the item done; True when the partition's commit position moved forward."""
-        part = self._parts[key]
+    def done(self, key: PartitionKey, offset: int, generation: int | None = None) -> bool:
+        """Mark the item done; True when the partition's commit position moved forward.
+
+        With `generation` (what `register` returned), an item of a partition forgotten since is ignored.
+        """
+        if generation is not None and generation != self._generations.get(key, 0):
+            return False
+        part = self._parts.get(key)
+        if part is None:
+            raise PipelineError(f"{key[0]}[{key[1]}] offset {offset} marked done but never registered")
         if not part.pending or offset < part.pending[0]:
             raise PipelineError(f"{key[0]}[{key[1]}] offset {offset} marked done twice or never registered")
         if offset != part.pending[0]:
@@ -77,12 +95,27 @@ class OffsetTracker:
     def mark_committed(self, positions: dict[PartitionKey, int]) -> None:
         """Record that `positions` were committed."""
         for key, position in positions.items():
-            part = self._parts[key]
+            part = self._parts.get(key)
+            if part is None:  # forgotten (revoked) while the commit was in flight
+                continue
             part.committed = position if part.committed is None else max(part.committed, position)
 
     def committed(self) -> dict[PartitionKey, int]:
         """Positions handed to `mark_committed`, per partition."""
         return {key: p.committed for key, p in self._parts.items() if p.committed is not None}
+
+    def forget(self, keys: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
+        """Drop the state of partitions this member lost; return their commit positions (done prefixes).
+
+        Their items still in the pipeline become stale: they finish, but mark nothing done any more.
+        """
+        positions: dict[PartitionKey, int] = {}
+        for key in keys:
+            part = self._parts.pop(key, None)
+            if part is not None and part.position is not None:
+                positions[key] = part.position
+            self._generations[key] = self._generations.get(key, 0) + 1
+        return positions
 
     def first_unfinished(self, key: PartitionKey) -> int | None:
         """Offset of the oldest registered item of `key` that is not done (None when all are)."""

@@ -3,9 +3,13 @@
 A pipeline pulls `SourceItem`s from a `PipelineSource`, tells it to `pause()` when its bounded window is full
 and to `resume()` once it has drained, and `commit()`s per partition the offset one past the contiguous prefix
 of items whose results are fully done (Kafka's convention: the committed offset is the next one to read).
-`StreamConsumer` implements this protocol (part 2); plain and async iterables are adapted here with synthetic
-offsets and no-op flow control, and `MemorySource` is an in-memory, multi-partition source for tests and
-benchmarks that records every pause, resume and commit.
+A `StreamConsumer` is adapted by `freight.pipeline.kafka.ConsumerSource` (`as_source` does it for you); plain
+and async iterables are adapted here with synthetic offsets and no-op flow control, and `MemorySource` is an
+in-memory, multi-partition source for tests and benchmarks that records every pause, resume and commit.
+
+A source may also be an `AttachableSource`: the run hands it a `RunControl` when it starts (so a Kafka
+source can make the run forget partitions revoked in a rebalance) and awaits `detach()` after the final
+commit.
 
 The pipeline never looks inside `SourceItem.value` (it may be a lazy proxy that must stay unresolved) and
 never inside `SourceItem.raw` (the source's own record, handed to the dead-letter sink untouched).
@@ -14,9 +18,10 @@ never inside `SourceItem.raw` (the source's own record, handed to the dead-lette
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from freight.errors import ConfigError
 
@@ -34,12 +39,17 @@ ITERABLE_TOPIC = "<iterable>"
 
 @dataclass(frozen=True, slots=True)
 class SourceItem(Generic[T]):
-    """One input: its value (possibly a lazy proxy), where it came from, and the source's raw record."""
+    """One input: its value (possibly a lazy proxy), where it came from, and the source's raw record.
+
+    A `marker` item only holds a position (e.g. an END_OF_STREAM event): the run counts it done at once,
+    without a window slot or any stage, so the committed offset can move past it.
+    """
 
     value: T
     partition_key: PartitionKey
     offset: int
     raw: Any = None
+    marker: bool = False
 
 
 @runtime_checkable
@@ -71,6 +81,28 @@ class DeadLetterSink(Protocol):
     """
 
     async def send(self, item: SourceItem[Any], report: ErrorReport) -> None: ...
+
+
+class RunControl(Protocol):
+    """What a running pipeline offers its source (see `AttachableSource`)."""
+
+    def revoke_partitions(self, partitions: Collection[PartitionKey]) -> dict[PartitionKey, int]:
+        """Forget these partitions (lost in a rebalance) and return their done-prefix commit positions.
+
+        Their items already in the pipeline still run and yield results, but are never committed by this run.
+        Must be called on the run's event loop thread.
+        """
+        ...
+
+
+@runtime_checkable
+class AttachableSource(Protocol):
+    """A source that wants to know the run it feeds: `attach` when the run starts, `detach` after it ended
+    (after the final commit), so it can release threads and hooks it installed."""
+
+    def attach(self, run: RunControl) -> None: ...
+
+    async def detach(self) -> None: ...
 
 
 class IterableSource(Generic[T]):
@@ -123,10 +155,25 @@ class IterableSource(Generic[T]):
 
 
 def as_source(source: PipelineSource[T] | AsyncIterable[T] | Iterable[T]) -> PipelineSource[T]:
-    """The source itself if it implements `PipelineSource`, else an `IterableSource` around it."""
+    """The source itself if it implements `PipelineSource`; a `ConsumerSource` around a `StreamConsumer` (or
+    an `AsyncStreamConsumer`); else an `IterableSource` around an (async) iterable."""
     if isinstance(source, PipelineSource):
         return source
+    if _is_stream_consumer(source):
+        from freight.pipeline.kafka import ConsumerSource
+
+        consumer_source: Any = ConsumerSource(source)  # type: ignore[arg-type]  # checked just above
+        return cast(PipelineSource[T], consumer_source)
     return IterableSource(source)
+
+
+def _is_stream_consumer(obj: object) -> bool:
+    """Without importing Kafka: an object can only be a stream consumer if its module is already loaded."""
+    consumer_module = sys.modules.get("freight.stream.consumer")
+    if consumer_module is not None and isinstance(obj, consumer_module.StreamConsumer):
+        return True
+    aio_module = sys.modules.get("freight.stream.aio")
+    return aio_module is not None and isinstance(obj, aio_module.AsyncStreamConsumer)
 
 
 @dataclass
