@@ -184,8 +184,9 @@ class Evictor:
         self.batch_size = batch_size
         self.on_batch = on_batch
         self.stop = stop or threading.Event()
+        # A broker that is down is a clear error now (saying `freight dev up`), not a hang later.
+        KafkaAdmin(self.settings, timeout=3, quiet=True).ping(3)
         self.admin = KafkaAdmin(self.settings)
-        self.admin.ping()  # a broker that is down is a clear error now, not a hang later
         self.serde = serde or EventSerde.from_settings(self.settings)
         self.policies = PolicyStore(self.settings, serde=self.serde)
         self.ledger = KeepLedger(self.settings, self.serde)
@@ -265,13 +266,15 @@ class Evictor:
     ) -> TopicReport:
         topic = policy.topic
         marks = self.watermarks(policy, group_offsets)
-        checkpoints = self.admin.committed(self.group, topic)
+        checkpoints = self.reader.checkpoints((topic, wm.partition) for wm in marks)
+        stores_seen = {tp: set(ck.stores) for tp, ck in checkpoints.items()}
         report = TopicReport(topic)
         parts: dict[TP, PartitionReport] = {}
         ranges: dict[TP, tuple[int, int]] = {}
         for wm in marks:
             tp = (topic, wm.partition)
-            previous = checkpoints.get(tp)
+            known = checkpoints.get(tp)
+            previous = None if known is None else known.offset
             start = wm.low if previous is None else max(previous, wm.low)
             part = PartitionReport(
                 topic, wm.partition, wm.low, wm.high, wm.watermark, start, start, blocking=wm.blocking()
@@ -300,7 +303,10 @@ class Evictor:
             moved = {tp: o for tp, o in progress.items() if o > committed[tp]}
             if moved:
                 self.reader.commit(
-                    {tp: (o, checkpoint_metadata(watermark_of[tp])) for tp, o in moved.items()}
+                    {
+                        tp: (o, checkpoint_metadata(watermark_of[tp], stores_seen.get(tp, ())))
+                        for tp, o in moved.items()
+                    }
                 )
                 committed.update(moved)
                 for tp, o in moved.items():
@@ -327,6 +333,7 @@ class Evictor:
                     continue
                 if rec.event is not None and rec.event.object is not None:
                     ref = rec.event.object
+                    stores_seen.setdefault(tp, set()).add(ref.store)
                     if action is Action.DELETE:
                         batch.add(ref.store, ref.key, ref.size, tp)
                     elif action is Action.KEEP:
@@ -390,7 +397,10 @@ class Evictor:
         for policy in selected:
             try:
                 marks = self.watermarks(policy, group_offsets)
-                checkpoints = self.admin.committed(self.group, policy.topic)
+                checkpoints = {
+                    tp: ck.offset
+                    for tp, ck in self.reader.checkpoints((policy.topic, m.partition) for m in marks).items()
+                }
                 out.append(
                     topic_status(
                         policy,

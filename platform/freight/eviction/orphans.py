@@ -17,7 +17,8 @@ The same rule removes objects whose events Kafka retention or `delete_records` d
 ledger protects `never`-mode objects; the sweep also records every `never` event it reads there.
 
 Topics whose names map to the same key segment (`safe_key_part`) share a prefix: all of them are scanned.
-Stores swept: every store the topic's events name, plus the policy's `orphan_stores`.
+Stores swept: every store the topic's events name, those the evictor's checkpoints remember (so stores stay
+known after their events are gone), and the policy's `orphan_stores`.
 """
 
 from __future__ import annotations
@@ -130,12 +131,13 @@ class OrphanSweeper:
                         self.ledger.record(rec.topic, rec.partition, rec.offset, event)
             self.ledger.flush()
             kept = self.ledger.refresh()
+            remembered = {s for ck in self.reader.checkpoints(ranges).values() for s in ck.stores}
         except ServiceUnavailableError:
             raise
         except FreightError as exc:
             report.errors.append(str(exc))
             return report
-        report.stores = sorted(set(referenced) | set(policy.orphan_stores))
+        report.stores = sorted(set(referenced) | set(policy.orphan_stores) | remembered)
         cutoff = started - policy.orphan_grace_s
         for name in report.stores:
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -25,18 +25,39 @@ from freight.schemas.serde import EventSerde
 TP = tuple[str, int]
 
 
-def checkpoint_metadata(watermark: int) -> str:
-    """Commit metadata of an evictor checkpoint: the watermark it was computed under and when."""
-    return json.dumps({"v": 1, "w": watermark, "at": now_ms()}, separators=(",", ":"))
+#: Commit metadata is limited by the broker (`offset.metadata.max.bytes`, 4096 by default).
+_METADATA_LIMIT = 3500
 
 
-def parse_checkpoint_metadata(text: str | None) -> dict[str, int]:
-    """The fields of `checkpoint_metadata`, or {} for anything else."""
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The evictor's committed position on a partition, the watermark it was computed under, when, and the
+    stores the partition's events have named (so the orphan sweep finds them after the events are gone)."""
+
+    offset: int
+    watermark: int | None = None
+    at_ms: int | None = None
+    stores: tuple[str, ...] = ()
+
+
+def checkpoint_metadata(watermark: int, stores: Iterable[str] = ()) -> str:
+    """Commit metadata of an evictor checkpoint (store names are dropped beyond the metadata limit)."""
+    names: list[str] = []
+    for name in sorted(set(stores)):
+        names.append(name)
+        if len(json.dumps(names)) > _METADATA_LIMIT:
+            names.pop()
+            break
+    return json.dumps({"v": 1, "w": watermark, "at": now_ms(), "s": names}, separators=(",", ":"))
+
+
+def parse_checkpoint(offset: int, text: str | None) -> Checkpoint:
+    """A `Checkpoint` from a committed offset and its metadata (anything unreadable is left out)."""
     try:
         doc = json.loads(text or "")
-        return {"w": int(doc["w"]), "at": int(doc["at"])}
-    except (ValueError, KeyError, TypeError):
-        return {}
+        return Checkpoint(offset, int(doc["w"]), int(doc["at"]), tuple(str(s) for s in doc.get("s", ())))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return Checkpoint(offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,17 +195,22 @@ class RangeReader:
                 exc, self.settings.kafka_bootstrap, f"commit the checkpoint of group {self.group_id!r}"
             ) from exc
 
-    def committed(self, tps: list[TP]) -> dict[TP, tuple[int, str | None]]:
-        """The group's committed (offset, metadata) of these partitions (absent: never committed)."""
-        if not tps:
+    def checkpoints(self, tps: Iterable[TP]) -> dict[TP, Checkpoint]:
+        """The group's checkpoints on these partitions (absent: never committed)."""
+        wanted = [TopicPartition(t, p) for t, p in tps]
+        if not wanted:
             return {}
         try:
-            result = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+            result = self._consumer.committed(wanted, timeout=10)
         except KafkaException as exc:
             raise translate_kafka_error(
                 exc, self.settings.kafka_bootstrap, f"read the checkpoint of group {self.group_id!r}"
             ) from exc
-        return {(tp.topic, tp.partition): (tp.offset, tp.metadata or None) for tp in result if tp.offset >= 0}
+        return {
+            (tp.topic, tp.partition): parse_checkpoint(tp.offset, tp.metadata)
+            for tp in result
+            if tp.offset >= 0
+        }
 
     def close(self) -> None:
         self._consumer.close()

@@ -22,7 +22,7 @@ from freight.connectors.keys import safe_key_part
 from freight.errors import FreightError, ServiceUnavailableError
 from freight.eviction.decisions import Action, decide
 from freight.eviction.policy import RetentionPolicy, format_duration
-from freight.eviction.reader import TP, RangeReader, parse_checkpoint_metadata
+from freight.eviction.reader import TP, RangeReader, parse_checkpoint
 from freight.eviction.watermark import EVICTOR_GROUP, GroupPosition, PartitionWatermark
 from freight.kafka import KafkaAdmin, consumer_config
 from freight.schemas.events import EvictionMode, now_ms
@@ -184,13 +184,13 @@ def explain_missing(
         consumer.close()
     checkpoint = tp.offset if tp.offset >= 0 else None
     if checkpoint is not None and offset < checkpoint:
-        meta = parse_checkpoint_metadata(tp.metadata)
+        ck = parse_checkpoint(tp.offset, tp.metadata)
         when = (
-            f" at {datetime.fromtimestamp(meta['at'] / 1000).astimezone().isoformat(timespec='seconds')}"
-            if meta
+            f" at {datetime.fromtimestamp(ck.at_ms / 1000).astimezone().isoformat(timespec='seconds')}"
+            if ck.at_ms is not None
             else ""
         )
-        under = f" under watermark {meta['w']}" if meta else ""
+        under = f" under watermark {ck.watermark}" if ck.watermark is not None else ""
         return (
             f"evicted by policy: every retaining group had committed past it and the evictor (group "
             f"{group!r}) passed offset {checkpoint}{under}{when}"
