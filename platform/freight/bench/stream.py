@@ -1,39 +1,50 @@
 """`freight bench stream`: end-to-end streaming against its baselines, on the same broker, in one run.
 
-Scenarios (each states its setup in the printed table):
-- bulk: numpy arrays through a file store, produce -> consume -> resolve, MB/s. Baselines: ProxyStore 1.1.0
-  (its Kafka publisher/subscriber shim + FileConnector) and raw confluent-kafka with the bytes inline.
-- small: 128-byte objects end to end, objects/s, against raw confluent-kafka produce+consume of the bytes.
-- latency: send -> proxy available at the consumer, p50/p99/p999 at a light steady rate.
+Scenarios (each states its setup with its results):
+- small: 128-byte objects end to end, objects/s. Baselines: raw confluent-kafka produce+consume of the same
+  bytes, and ProxyStore 1.1.0 (its Kafka publisher/subscriber shim; it keeps every object in a store, here its
+  FileConnector).
+- bulk: numpy arrays (1, 16, 64 MiB) through a file store, produce -> consume -> resolve -> read every byte,
+  MB/s. Baselines: ProxyStore 1.1.0 (Kafka shim + FileConnector) and the raw file write + read of the same
+  bytes in one process (the bound this machine's page cache and memory bandwidth set).
+- latency: send -> proxy available at the consumer, p50/p99/p999 at a light steady rate, against raw
+  confluent-kafka records carrying the send time.
 
-The producer runs in its own process and the consumer in this one, started first and assigned, so the
-figure is what a pipeline of two processes sees. Medians over repetitions, with min and max.
+The producer runs in its own process and the consumer in this one, joined and assigned first; both sides
+pass one warm-up object before the clock starts (see `_procs`). Medians over repetitions, with min and max.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+import shutil
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from freight.bench._common import Measurement, report, with_ratios
-from freight.config import FreightSettings, load_settings
+from freight.bench._common import Measurement, with_ratios
+from freight.bench._procs import ARRAY_MIN, Child, drop_topics, new_topic, settings_dict, touch
+from freight.config import FreightSettings
 from freight.errors import FreightError
 
+MiB = 2**20
+
 # ------------------------------------------------------------------------------------------------------
-# Producer side (runs in a child process; module-level functions so 'spawn' can import them).
-#
-# Handshake, the same for every subject: the producer sends one warm-up object and sets `ready`; the
-# consumer receives and resolves it (first-use costs such as schema and store lookups happen here, outside
-# the timing) and sets `go`; only then does the producer send the timed objects.
+# Producer side (child processes; module-level functions so the forkserver can start them).
+
+
+def _payload(size: int) -> Any:
+    """The object every subject sends: a uint8 array, or its bytes below ARRAY_MIN."""
+    import numpy as np
+
+    array = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)
+    return array if size >= ARRAY_MIN else array.tobytes()
 
 
 def _produce_freight(
@@ -46,20 +57,17 @@ def _produce_freight(
     ready: Any,
     go: Any,
 ) -> None:
-    import numpy as np
-
     from freight.connectors.file import FileConnector
     from freight.stores import Store
     from freight.stream import StreamProducer
 
     store = Store(f"bench-{topic}", FileConnector(Path(store_dir)))
-    array = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)
-    obj: Any = array if size >= 64 * 1024 else array.tobytes()
+    obj = _payload(size)
     with StreamProducer({None: store}, settings=FreightSettings.model_validate(settings)) as producer:
         producer.send(topic, obj, stream="warmup")
         producer.flush()
         ready.set()
-        go.wait(120)
+        go.wait(300)
         interval = None if rate is None else 1.0 / rate
         for i in range(count):
             meta = {"t": str(time.perf_counter_ns())} if interval else None
@@ -69,18 +77,24 @@ def _produce_freight(
         producer.flush()
 
 
-def _produce_raw(settings: dict[str, Any], topic: str, count: int, size: int, ready: Any, go: Any) -> None:
+def _produce_raw(
+    settings: dict[str, Any], topic: str, count: int, size: int, rate: float | None, ready: Any, go: Any
+) -> None:
     from confluent_kafka import Producer
 
     from freight.kafka import producer_config
 
     payload = os.urandom(size)
-    producer = Producer(producer_config(FreightSettings.model_validate(settings)))
+    conf = producer_config(FreightSettings.model_validate(settings))
+    producer = Producer(conf)
     producer.produce(topic, payload, key=b"warmup")
     producer.flush()
     ready.set()
-    go.wait(120)
+    go.wait(300)
+    interval = None if rate is None else 1.0 / rate
     for i in range(count):
+        if interval:  # the send time travels in the first 8 bytes
+            payload = time.perf_counter_ns().to_bytes(8, "big") + payload[8:]
         while True:
             try:
                 producer.produce(topic, payload, key=f"s{i % 4}".encode())
@@ -88,13 +102,14 @@ def _produce_raw(settings: dict[str, Any], topic: str, count: int, size: int, re
             except BufferError:
                 producer.poll(0.01)
         producer.poll(0)
+        if interval:
+            time.sleep(interval)
     producer.flush()
 
 
 def _produce_proxystore(
     settings: dict[str, Any], topic: str, store_dir: str, count: int, size: int, ready: Any, go: Any
 ) -> None:
-    import numpy as np
     from confluent_kafka import Producer
     from proxystore.connectors.file import FileConnector
     from proxystore.store import Store
@@ -105,271 +120,432 @@ def _produce_proxystore(
 
     conf = producer_config(FreightSettings.model_validate(settings))
     conf.pop("logger", None)
-    array = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)
+    obj = _payload(size)
     # clear=False: ProxyStore deletes the directory when the store closes, before the consumer resolves.
     with Store(f"ps-{topic}", FileConnector(store_dir, clear=False), register=True) as store:
         producer: Any = StreamProducer(KafkaPublisher(Producer(conf)), default_store=store)
-        producer.send(topic, array, evict=False)
+        producer.send(topic, obj, evict=False)
         producer.flush()
         ready.set()
-        go.wait(120)
+        go.wait(300)
         for _ in range(count):
-            producer.send(topic, array, evict=False)
+            producer.send(topic, obj, evict=False)
         producer.flush()
         producer.close(stores=False)
 
 
-class _Run:
-    """A producer process and its handshake events."""
-
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        ctx = mp.get_context("spawn")
-        self.ready = ctx.Event()
-        self.go = ctx.Event()
-        self.proc = ctx.Process(target=target, args=(*args, self.ready, self.go), daemon=True)
-        self.proc.start()
-        self.deadline = time.monotonic() + 600
-
-    def wait_ready(self) -> None:
-        """Wait for the warm-up send; a producer that dies is an error, not a hang."""
-        while not self.ready.wait(0.2):
-            self.check()
-
-    def check(self) -> None:
-        if self.proc.exitcode not in (None, 0) or time.monotonic() > self.deadline:
-            raise FreightError(
-                f"benchmark producer {self.proc.name} exited with {self.proc.exitcode} or timed out"
-            )
-
-    def start(self) -> float:
-        """Let the producer send the timed objects; return the start time."""
-        self.go.set()
-        return time.perf_counter()
-
-    def join(self) -> None:
-        self.proc.join(60)
-
-
 # ------------------------------------------------------------------------------------------------------
-# Consumer side (this process).
-
-
-def _topic(settings: FreightSettings, prefix: str) -> str:
-    from freight.kafka import KafkaAdmin
-
-    name = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
-    KafkaAdmin(settings).create_topic(name, 1)
-    return name
-
-
-def _settings_dict(settings: FreightSettings) -> dict[str, Any]:
-    return {"kafka_bootstrap": settings.kafka_bootstrap, "schema_registry_url": settings.schema_registry_url}
-
-
-def _touch(obj: Any, size: int) -> None:
-    """Use the object as a consumer would: read every byte of an array, or the bytes of a small object."""
-    import numpy as np
-
-    if size >= 64 * 1024:
-        np.asarray(obj).sum()
-    else:
-        bytes(obj)
+# Consumer side (this process). Each returns the seconds from `go` to the last object used.
 
 
 def freight_e2e(settings: FreightSettings, count: int, size: int, workdir: Path) -> float:
-    """Seconds from the producer's go to the consumer's last resolved object."""
+    """Freight producer process -> Kafka (+ file store above the inline threshold) -> StreamConsumer."""
     from freight.stream import StreamConsumer
 
-    topic = _topic(settings, "freight")
-    with StreamConsumer(topic, f"g-{topic}", settings=settings, idle_timeout=60) as consumer:
-        consumer.wait_for_assignment(30)
-        run = _Run(_produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, size, None)
-        run.wait_ready()
-        _touch(consumer.next_proxy(60), size)  # the warm-up object
-        t0 = run.start()
-        got = 0
-        for proxy in consumer:
-            _touch(proxy, size)
-            got += 1
-            if got == count:
-                break
-        elapsed = time.perf_counter() - t0
-    run.join()
+    topic = new_topic(settings, "freight")
+    store_dir = workdir / topic
+    try:
+        with StreamConsumer(topic, f"g-{topic}", settings=settings, idle_timeout=120) as consumer:
+            consumer.wait_for_assignment(30)
+            run = Child(_produce_freight, settings_dict(settings), topic, str(store_dir), count, size, None)
+            run.wait_ready()
+            touch(consumer.next_proxy(120), size)  # the warm-up object
+            t0 = run.start()
+            got = 0
+            for proxy in consumer:
+                touch(proxy, size)
+                got += 1
+                if got == count:
+                    break
+            elapsed = time.perf_counter() - t0
+        run.join()
+    finally:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        drop_topics(settings, topic)
     if got < count:
         raise FreightError(f"freight consumer got {got} of {count} objects")
     return elapsed
 
 
-def raw_e2e(settings: FreightSettings, count: int, size: int) -> float:
-    import numpy as np
+def _raw_consumer(
+    settings: FreightSettings, topic: str, extra: dict[str, Any] | None = None, *, python_logger: bool = True
+) -> Any:
+    """A subscribed, assigned confluent-kafka consumer (ProxyStore's gets no Freight logger)."""
     from confluent_kafka import Consumer
 
     from freight.kafka import consumer_config
 
-    topic = _topic(settings, "raw")
-    consumer = Consumer(consumer_config(settings, f"g-{topic}", {"enable.auto.offset.store": True}))
+    conf = consumer_config(settings, f"g-{topic}", {"enable.auto.offset.store": True, **(extra or {})})
+    if not python_logger:
+        conf.pop("logger", None)
+    consumer = Consumer(conf)
     consumer.subscribe([topic])
     while not consumer.assignment():
         consumer.poll(0.1)
-    run = _Run(_produce_raw, _settings_dict(settings), topic, count, size)
-    run.wait_ready()
-    while (first := consumer.poll(0.5)) is None or first.error() is not None:
+    return consumer
+
+
+def _raw_batches(consumer: Any, run: Child) -> list[Any]:
+    """The fetch pattern of Freight's consumer: take what is there, block only for the first record."""
+    msgs = consumer.consume(1000, timeout=0)
+    if not msgs:
         run.check()
-    t0 = run.start()
-    got = 0
-    while got < count:
-        run.check()
-        # The same fetch pattern as Freight's consumer: take what is there, block only for the first record.
-        msgs = consumer.consume(1000, timeout=0)
-        if not msgs:
-            one = consumer.poll(0.5)
-            msgs = [] if one is None else [one, *consumer.consume(999, timeout=0)]
-        for msg in msgs:
-            if msg.error() is None:
-                if size >= 64 * 1024:
+        one = consumer.poll(0.2)
+        msgs = [] if one is None else [one, *consumer.consume(999, timeout=0)]
+    return [m for m in msgs if m.error() is None]
+
+
+def raw_e2e(settings: FreightSettings, count: int, size: int) -> float:
+    """confluent-kafka Producer process -> Kafka -> confluent-kafka Consumer, the bytes inline."""
+    import numpy as np
+
+    topic = new_topic(settings, "raw")
+    consumer = _raw_consumer(settings, topic)
+    try:
+        run = Child(_produce_raw, settings_dict(settings), topic, count, size, None)
+        run.wait_ready()
+        while (first := consumer.poll(0.5)) is None or first.error() is not None:
+            run.check()
+        t0 = run.start()
+        got = 0
+        while got < count:
+            for msg in _raw_batches(consumer, run):
+                if size >= ARRAY_MIN:
                     np.frombuffer(msg.value() or b"", np.uint8).sum()
+                else:
+                    bytes(msg.value() or b"")
                 got += 1
-    elapsed = time.perf_counter() - t0
-    consumer.close()
-    run.join()
+        elapsed = time.perf_counter() - t0
+        run.join()
+    finally:
+        consumer.close()
+        drop_topics(settings, topic)
     return elapsed
 
 
 def proxystore_e2e(settings: FreightSettings, count: int, size: int, workdir: Path) -> float:
-    from confluent_kafka import Consumer
+    """ProxyStore 1.1.0: StreamProducer, KafkaPublisher, FileConnector -> StreamConsumer, KafkaSubscriber."""
     from proxystore.stream import StreamConsumer as PSConsumer
     from proxystore.stream.shims.kafka import KafkaSubscriber
 
-    from freight.kafka import consumer_config
+    topic = new_topic(settings, "proxystore")
+    store_dir = workdir / topic
+    client = _raw_consumer(settings, topic, python_logger=False)
+    run = Child(_produce_proxystore, settings_dict(settings), topic, str(store_dir), count, size)
 
-    topic = _topic(settings, "proxystore")
-    conf = consumer_config(settings, f"g-{topic}", {"enable.auto.offset.store": True})
-    conf.pop("logger", None)
-    client = Consumer(conf)
-    client.subscribe([topic])
-    while not client.assignment():
-        client.poll(0.1)
-    run = _Run(_produce_proxystore, _settings_dict(settings), topic, str(workdir / topic), count, size)
-
-    class _Subscriber(KafkaSubscriber):  # type: ignore[misc]
+    class _Subscriber(KafkaSubscriber):
         """ProxyStore's shim polls without a timeout; this one gives up if the producer died."""
 
         def next_message(self) -> bytes:
             while True:
                 message = self.client.poll(0.5)
                 if message is not None and message.error() is None:
-                    return bytes(message.value())
+                    return bytes(message.value() or b"")
                 run.check()
 
     consumer: Any = PSConsumer(_Subscriber(client))
-    run.wait_ready()
-    _touch(next(consumer), size)  # the warm-up object
-    t0 = run.start()
-    for _ in range(count):
-        _touch(next(consumer), size)
-    elapsed = time.perf_counter() - t0
-    consumer.close(stores=True)
-    run.join()
+    try:
+        run.wait_ready()
+        touch(next(consumer), size)  # the warm-up object
+        t0 = run.start()
+        for _ in range(count):
+            touch(next(consumer), size)
+        elapsed = time.perf_counter() - t0
+        run.join()
+    finally:
+        consumer.close(stores=True)
+        shutil.rmtree(store_dir, ignore_errors=True)
+        drop_topics(settings, topic)
     return elapsed
 
 
-def latency_ms(settings: FreightSettings, count: int, rate: float, workdir: Path) -> list[float]:
-    """Per event: send -> proxy available (ms), at `rate` events/s of 1 KiB objects (inline)."""
+def raw_file_e2e(count: int, size: int, workdir: Path) -> float:
+    """The bound: write each array to its own file, then read it back and sum it, in one process."""
+    import numpy as np
+
+    array = _payload(size)
+    directory = workdir / f"raw-file-{time.monotonic_ns()}"
+    directory.mkdir(parents=True)
+    try:
+        t0 = time.perf_counter()
+        for i in range(count):
+            path = directory / f"{i}.bin"
+            array.tofile(path)
+            np.fromfile(path, np.uint8).sum()
+        return time.perf_counter() - t0
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def freight_latency_ms(
+    settings: FreightSettings, count: int, rate: float, size: int, workdir: Path
+) -> list[float]:
+    """Per event: send -> proxy available (ms), at `rate` events/s."""
     from freight.stream import StreamConsumer
 
-    topic = _topic(settings, "latency")
+    topic = new_topic(settings, "latency")
+    store_dir = workdir / topic
     lat: list[float] = []
-    with StreamConsumer(
-        topic, f"g-{topic}", settings=settings, idle_timeout=60, kafka_config={"fetch.wait.max.ms": 5}
-    ) as consumer:
-        consumer.wait_for_assignment(30)
-        run = _Run(_produce_freight, _settings_dict(settings), topic, str(workdir / topic), count, 1024, rate)
+    try:
+        with StreamConsumer(
+            topic, f"g-{topic}", settings=settings, idle_timeout=120, kafka_config={"fetch.wait.max.ms": 5}
+        ) as consumer:
+            consumer.wait_for_assignment(30)
+            run = Child(_produce_freight, settings_dict(settings), topic, str(store_dir), count, size, rate)
+            run.wait_ready()
+            consumer.next_proxy(120)
+            run.start()
+            for meta, _proxy in consumer.iter_with_metadata():
+                lat.append((time.perf_counter_ns() - int(meta.metadata["t"])) / 1e6)
+                if len(lat) == count:
+                    break
+        run.join()
+    finally:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        drop_topics(settings, topic)
+    return lat
+
+
+def raw_latency_ms(settings: FreightSettings, count: int, rate: float, size: int) -> list[float]:
+    """Per record: produce -> record polled (ms), raw confluent-kafka at the same rate and size."""
+    topic = new_topic(settings, "raw-latency")
+    consumer = _raw_consumer(settings, topic, {"fetch.wait.max.ms": 5})
+    lat: list[float] = []
+    try:
+        run = Child(_produce_raw, settings_dict(settings), topic, count, max(size, 8), rate)
         run.wait_ready()
-        consumer.next_proxy(60)
+        while (first := consumer.poll(0.5)) is None or first.error() is not None:
+            run.check()
         run.start()
-        for meta, _proxy in consumer.iter_with_metadata():
-            lat.append((time.perf_counter_ns() - int(meta.metadata["t"])) / 1e6)
-            if len(lat) == count:
-                break
-    run.join()
+        while len(lat) < count:
+            for msg in _raw_batches(consumer, run):
+                sent = int.from_bytes((msg.value() or b"")[:8], "big")
+                lat.append((time.perf_counter_ns() - sent) / 1e6)
+        run.join()
+    finally:
+        consumer.close()
+        drop_topics(settings, topic)
     return lat
 
 
 # ------------------------------------------------------------------------------------------------------
+# Scenarios.
 
 
-def run(settings: FreightSettings, *, quick: bool, repetitions: int) -> list[Measurement]:
-    """Every scenario of this module; returns the measurements (with ratios)."""
-    rows: list[Measurement] = []
-    bulk_count = 20 if quick else 200
-    small_count = 2_000 if quick else 50_000
-    with tempfile.TemporaryDirectory(prefix="freight-bench-") as tmp:
-        workdir = Path(tmp)
+@dataclass
+class Scenario:
+    """One scenario's results: what was measured, how (`setup`), and the figures."""
 
-        def mbs(fn: Callable[[], float], count: int, size: int) -> list[float]:
-            return [count * size / 2**20 / fn() for _ in range(repetitions)]
+    name: str
+    title: str
+    setup: str
+    unit: str
+    higher_is_better: bool = True
+    rows: list[Measurement] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-        size = 2**20
-        scenario = f"bulk 1 MiB numpy x{bulk_count}, file store, e2e"
-        for subject, fn in (
-            ("freight", lambda: freight_e2e(settings, bulk_count, size, workdir)),
-            ("proxystore-1.1.0", lambda: proxystore_e2e(settings, bulk_count, size, workdir)),
-            ("raw-kafka-inline", lambda: raw_e2e(settings, bulk_count, size)),
-        ):
-            v = mbs(fn, bulk_count, size)
-            rows.append(
-                Measurement(
-                    scenario,
-                    subject,
-                    "MB/s",
-                    statistics.median(v),
-                    min(v),
-                    max(v),
-                    len(v),
-                    baseline="proxystore-1.1.0" if subject == "freight" else None,
-                )
-            )
-        rows.append(
-            Measurement(
-                scenario,
-                "freight vs raw",
-                "MB/s",
-                rows[-3].median,
-                rows[-3].minimum,
-                rows[-3].maximum,
-                repetitions,
-                baseline="raw-kafka-inline",
-            )
+
+Tick = Callable[[str], None]
+
+
+def _no_tick(_label: str) -> None:
+    return None
+
+
+def _measure(
+    scenario: str,
+    subject: str,
+    unit: str,
+    fn: Callable[[], float],
+    repetitions: int,
+    tick: Tick,
+    baseline: str | None = None,
+    **extra: Any,
+) -> Measurement:
+    values = []
+    for i in range(repetitions):
+        tick(f"{scenario}: {subject} ({i + 1}/{repetitions})")
+        values.append(fn())
+    return Measurement(
+        scenario,
+        subject,
+        unit,
+        statistics.median(values),
+        min(values),
+        max(values),
+        len(values),
+        baseline=baseline,
+        extra={"values": values, **extra},
+    )
+
+
+def small(
+    settings: FreightSettings,
+    workdir: Path,
+    *,
+    count: int,
+    proxystore_count: int,
+    repetitions: int,
+    size: int = 128,
+    tick: Tick = _no_tick,
+) -> Scenario:
+    """128 B objects end to end: Freight (inline in the event) vs raw confluent-kafka vs ProxyStore."""
+    name = "small"
+    sc = Scenario(
+        name,
+        f"small objects ({size} B) end to end",
+        f"{count:,} objects of {size} B (ProxyStore: {proxystore_count:,}; its shim flushes every message) "
+        "sent by a producer process, consumed and read by a consumer process, one partition; Freight carries "
+        "them inline in the event, ProxyStore keeps each in its FileConnector; objects/s from the start "
+        "signal to the last object read",
+        "objects/s",
+    )
+    sc.rows.append(
+        _measure(
+            name,
+            "freight",
+            sc.unit,
+            lambda: count / freight_e2e(settings, count, size, workdir),
+            repetitions,
+            tick,
+            "raw-kafka",
         )
+    )
+    sc.rows.append(
+        _measure(
+            name, "raw-kafka", sc.unit, lambda: count / raw_e2e(settings, count, size), repetitions, tick
+        )
+    )
+    sc.rows.append(
+        _measure(
+            name,
+            "proxystore-1.1.0",
+            sc.unit,
+            lambda: proxystore_count / proxystore_e2e(settings, proxystore_count, size, workdir),
+            repetitions,
+            tick,
+        )
+    )
+    sc.rows.append(_vs(sc.rows[0], "freight vs proxystore", "proxystore-1.1.0"))
+    with_ratios(sc.rows)
+    return sc
 
-        scenario = f"small 128 B x{small_count}, e2e"
-        for subject, fn in (
-            ("freight", lambda: freight_e2e(settings, small_count, 128, workdir)),
-            ("raw-kafka", lambda: raw_e2e(settings, small_count, 128)),
-        ):
-            v = [small_count / fn() for _ in range(repetitions)]
-            rows.append(
+
+def _vs(row: Measurement, subject: str, baseline: str) -> Measurement:
+    """The same figure again, compared with a second baseline."""
+    return Measurement(
+        row.scenario,
+        subject,
+        row.unit,
+        row.median,
+        row.minimum,
+        row.maximum,
+        row.repetitions,
+        baseline=baseline,
+    )
+
+
+def bulk(
+    settings: FreightSettings,
+    workdir: Path,
+    *,
+    sizes_mib: list[float],
+    total_mib: float,
+    min_count: int,
+    repetitions: int,
+    tick: Tick = _no_tick,
+) -> Scenario:
+    """numpy arrays through the file store: Freight vs ProxyStore vs the raw file write+read bound."""
+    name = "bulk"
+    sc = Scenario(
+        name,
+        "bulk objects (numpy) end to end through the file store",
+        f"uint8 arrays of {', '.join(_mib(s) for s in sizes_mib)}; per size "
+        f"max({min_count}, {total_mib:g} MiB / size) arrays sent by a producer process into a file store "
+        "on local disk (page cache; no fsync), each consumed, resolved and summed (every byte read) by a "
+        "consumer process; ProxyStore: Kafka shim + FileConnector; raw file: tofile + fromfile + sum of "
+        "the same bytes in one process; MB/s of payload",
+        "MB/s",
+    )
+    for size_mib in sizes_mib:
+        count = max(min_count, int(total_mib / size_mib))
+        sc.rows += _bulk_size(settings, workdir, int(size_mib * MiB), count, repetitions, tick)
+    with_ratios(sc.rows)
+    return sc
+
+
+def _bulk_size(
+    settings: FreightSettings, workdir: Path, size: int, count: int, repetitions: int, tick: Tick
+) -> list[Measurement]:
+    """The three subjects of `bulk` at one size, plus Freight against ProxyStore."""
+    label = _mib(size / MiB)
+    common = {"size_bytes": size, "count": count}
+
+    def mbs(fn: Callable[[], float]) -> Callable[[], float]:
+        return lambda: count * size / 1e6 / fn()
+
+    def measure(subject: str, fn: Callable[[], float], baseline: str | None) -> Measurement:
+        return _measure("bulk", f"{subject} {label}", "MB/s", mbs(fn), repetitions, tick, baseline, **common)
+
+    raw = f"raw file {label}"
+    f = measure("freight", lambda: freight_e2e(settings, count, size, workdir), raw)
+    p = measure("proxystore-1.1.0", lambda: proxystore_e2e(settings, count, size, workdir), raw)
+    r = measure("raw file", lambda: raw_file_e2e(count, size, workdir), None)
+    return [f, p, r, _vs(f, f"freight vs proxystore {label}", f"proxystore-1.1.0 {label}")]
+
+
+def _mib(size_mib: float) -> str:
+    return f"{size_mib:g} MiB" if size_mib >= 1 else f"{size_mib * 1024:g} KiB"
+
+
+def latency(
+    settings: FreightSettings,
+    workdir: Path,
+    *,
+    count: int,
+    rate: float,
+    size: int,
+    repetitions: int,
+    tick: Tick = _no_tick,
+) -> Scenario:
+    """Send -> proxy available, p50/p99/p999, Freight vs raw confluent-kafka."""
+    name = "latency"
+    sc = Scenario(
+        name,
+        "latency from send to proxy available",
+        f"{count:,} objects of {size:,} B at {rate:g}/s (a sleep between sends) from a producer process; the "
+        "consumer process notes when each proxy (raw: each record) is handed to it, unresolved; "
+        "fetch.wait.max.ms=5 on both; percentiles per run, then median/min/max over runs",
+        "ms",
+        higher_is_better=False,
+    )
+    samples: dict[str, list[list[float]]] = {"freight": [], "raw-kafka": []}
+    for i in range(repetitions):
+        tick(f"{name}: freight ({i + 1}/{repetitions})")
+        samples["freight"].append(sorted(freight_latency_ms(settings, count, rate, size, workdir)))
+        tick(f"{name}: raw-kafka ({i + 1}/{repetitions})")
+        samples["raw-kafka"].append(sorted(raw_latency_ms(settings, count, rate, size)))
+    for q_name, q in (("p50", 0.50), ("p99", 0.99), ("p999", 0.999)):
+        for subject, runs in samples.items():
+            values = [run[min(int(q * len(run)), len(run) - 1)] for run in runs]
+            sc.rows.append(
                 Measurement(
-                    scenario,
-                    subject,
-                    "objects/s",
-                    statistics.median(v),
-                    min(v),
-                    max(v),
-                    len(v),
-                    baseline="raw-kafka" if subject == "freight" else None,
+                    name,
+                    f"{subject} {q_name}",
+                    "ms",
+                    statistics.median(values),
+                    min(values),
+                    max(values),
+                    len(values),
+                    baseline=f"raw-kafka {q_name}" if subject == "freight" else None,
+                    extra={"values": values, "events": count},
                 )
             )
+    with_ratios(sc.rows, higher_is_better=False)
+    return sc
 
-        lat = latency_ms(settings, 200 if quick else 2000, 200.0, workdir)
-        lat.sort()
-        scenario = "latency send->proxy, 1 KiB at 200/s"
-        for name, q in (("p50", 0.50), ("p99", 0.99), ("p999", 0.999)):
-            value = lat[min(int(q * len(lat)), len(lat) - 1)]
-            rows.append(
-                Measurement(scenario, name, "ms", value, lat[0], lat[-1], 1, extra={"events": len(lat)})
-            )
-    return with_ratios(rows)
+
+# ------------------------------------------------------------------------------------------------------
 
 
 def register(app: typer.Typer) -> None:
@@ -381,8 +557,34 @@ def register(app: typer.Typer) -> None:
         json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Freight vs ProxyStore 1.1.0 vs raw confluent-kafka, end to end on the same broker."""
+        from freight.bench._common import report
         from freight.bench.services import bench_services
+        from freight.config import load_settings
 
-        with bench_services(load_settings()) as settings:
-            rows = run(settings, quick=quick, repetitions=1 if quick else repetitions)
-        report("freight bench stream", rows, out, json_)
+        reps = 1 if quick else repetitions
+        with (
+            bench_services(load_settings()) as settings,
+            tempfile.TemporaryDirectory(prefix="freight-bench-") as tmp,
+        ):
+            workdir = Path(tmp)
+            scenarios = [
+                small(
+                    settings,
+                    workdir,
+                    count=2_000 if quick else 20_000,
+                    proxystore_count=200 if quick else 2_000,
+                    repetitions=reps,
+                ),
+                bulk(
+                    settings,
+                    workdir,
+                    sizes_mib=[1] if quick else [1, 16, 64],
+                    total_mib=32 if quick else 256,
+                    min_count=4,
+                    repetitions=reps,
+                ),
+                latency(
+                    settings, workdir, count=200 if quick else 3_000, rate=200, size=1024, repetitions=reps
+                ),
+            ]
+        report("freight bench stream", [r for s in scenarios for r in s.rows], out, json_)

@@ -1,0 +1,149 @@
+"""`freight bench replay`: re-read a stream from offset 0 with the proxies left unresolved.
+
+Setup (not timed): a producer writes N objects of 64 bytes, each to the file store (inline threshold 0, so
+every event points at a stored object), on one partition. Timed: a consumer without a group assigned at
+offset 0 reads every event up to the high watermark and gets its proxy, never resolving it (the store is not
+touched), against raw confluent-kafka reading the same records from offset 0. Events/s.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from freight.bench._procs import drop_topics, new_topic
+from freight.bench.stream import Scenario, Tick, _measure, _no_tick
+from freight.config import FreightSettings
+from freight.errors import FreightError
+
+
+def produce_events(settings: FreightSettings, topic: str, count: int, store_dir: Path) -> None:
+    """`count` events, each pointing at a 64-byte object in a file store."""
+    from freight.connectors.file import FileConnector
+    from freight.stores import Store
+    from freight.stream import StreamProducer
+
+    store = Store(f"bench-{topic}", FileConnector(store_dir))
+    payload = bytes(64)
+    with StreamProducer({None: store}, settings=settings, inline_threshold=0) as producer:
+        for i in range(count):
+            producer.send(topic, payload, stream=f"s{i % 16}")
+        producer.flush()
+
+
+def freight_replay(settings: FreightSettings, topic: str, count: int) -> float:
+    """Seconds to get every proxy from offset 0 (no group, nothing resolved)."""
+    from freight.stream import StreamConsumer
+
+    t0 = time.perf_counter()
+    got = 0
+    with StreamConsumer(
+        topic, None, settings=settings, until_high_watermark=True, idle_timeout=60
+    ) as consumer:
+        for _proxy in consumer:
+            got += 1
+    elapsed = time.perf_counter() - t0
+    if got != count:
+        raise FreightError(f"replay read {got} of {count} events")
+    return elapsed
+
+
+def raw_replay(settings: FreightSettings, topic: str, count: int) -> float:
+    """Seconds for a confluent-kafka consumer assigned at offset 0 to read `count` records."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from freight.kafka import consumer_config
+
+    t0 = time.perf_counter()
+    consumer = Consumer(
+        consumer_config(settings, f"bench-replay-{time.monotonic_ns()}", {"enable.auto.commit": False})
+    )
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    got = 0
+    deadline = time.monotonic() + 120
+    try:
+        while got < count and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is None:
+                    got += 1
+    finally:
+        consumer.close()
+    elapsed = time.perf_counter() - t0
+    if got != count:
+        raise FreightError(f"raw replay read {got} of {count} records")
+    return elapsed
+
+
+def replay(
+    settings: FreightSettings, workdir: Path, *, count: int, repetitions: int, tick: Tick = _no_tick
+) -> Scenario:
+    """The replay scenario: Freight vs raw confluent-kafka, events/s."""
+    name = "replay"
+    sc = Scenario(
+        name,
+        f"replay {count:,} events from offset 0, proxies not resolved",
+        f"{count:,} events on one partition, each pointing at a 64 B object in the file store (written "
+        "before the clock starts); a consumer without a group, assigned at offset 0, reads up to the high "
+        "watermark and gets every proxy without resolving it; raw: confluent-kafka consume(1000) from "
+        "offset 0 of the same records; events/s including the consumer's start",
+        "events/s",
+    )
+    topic = new_topic(settings, "replay")
+    store_dir = workdir / topic
+    try:
+        tick(f"{name}: writing {count:,} events")
+        produce_events(settings, topic, count, store_dir)
+        sc.rows.append(
+            _measure(
+                name,
+                "freight",
+                sc.unit,
+                lambda: count / freight_replay(settings, topic, count),
+                repetitions,
+                tick,
+                "raw-kafka",
+            )
+        )
+        sc.rows.append(
+            _measure(
+                name,
+                "raw-kafka",
+                sc.unit,
+                lambda: count / raw_replay(settings, topic, count),
+                repetitions,
+                tick,
+            )
+        )
+    finally:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        drop_topics(settings, topic)
+    from freight.bench._common import with_ratios
+
+    with_ratios(sc.rows)
+    return sc
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("replay")
+    def replay_cmd(
+        count: Annotated[int, typer.Option("--count", "-n", help="Events to replay.")] = 100_000,
+        repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Repetitions per figure.")] = 3,
+        out: Annotated[Path | None, typer.Option(help="Write the JSON results here.")] = None,
+        json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Re-read N events from offset 0 (proxies unresolved) vs raw confluent-kafka."""
+        from freight.bench._common import report
+        from freight.bench.services import bench_services
+        from freight.config import load_settings
+
+        with (
+            bench_services(load_settings()) as settings,
+            tempfile.TemporaryDirectory(prefix="freight-bench-") as tmp,
+        ):
+            sc = replay(settings, Path(tmp), count=count, repetitions=repetitions)
+        report("freight bench replay", sc.rows, out, json_)
