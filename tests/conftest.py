@@ -18,7 +18,6 @@ import pytest
 
 from freight.config import FreightSettings
 from freight.dev import BrokerOptions, DevOptions, down, up
-from freight.dev.procs import free_port
 from freight.kafka import KafkaAdmin
 
 # Fixture modules for the other services (registry, S3, ...): each file in tests/fixtures is a plugin.
@@ -71,7 +70,7 @@ def kafka_bootstrap(dev_state_dir: Path) -> Iterator[str]:
     opts = DevOptions(
         state_dir=dev_state_dir,
         services=["kafka"],
-        kafka=BrokerOptions(port=free_port(), controller_port=free_port()),
+        kafka=BrokerOptions(prefer_default_ports=False),  # free ports, chosen again if another process wins
     )
     try:
         (result,) = up(opts)

@@ -128,3 +128,26 @@ def test_a_refused_event_deletes_its_stored_object_again(
             producer.flush()
     finally:
         producer.close()  # the failure was already raised by flush(), so close() is clean
+
+
+def test_prometheus_counters_follow_what_moved(
+    stream_settings: FreightSettings,
+    topic: str,
+    make_producer: Callable[..., Any],
+    file_store: Any,
+    group_id: str,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    producer = make_producer({None: file_store}, inline_threshold=100)
+    for i in range(300):
+        producer.send(topic, b"z" * (50 if i % 2 else 500))
+    producer.flush()
+    assert value("freight_events_produced_total", topic=topic) == 300
+    assert value("freight_bulk_bytes_produced_total", topic=topic) == producer.stats.bulk_bytes > 150 * 500
+    with StreamConsumer(topic, group_id, settings=stream_settings, until_high_watermark=True) as c:
+        assert len(list(c)) == 300
+    assert value("freight_events_consumed_total", topic=topic, group=group_id) == 300

@@ -31,6 +31,10 @@ DEFAULT_JVM_OPTS = (
 )
 
 
+class _PortTakenError(DevServiceError):
+    """The broker could not bind a port (another process took it after it was chosen)."""
+
+
 class BrokerOptions(BaseModel):
     """How to start the local broker; every field has a test- and laptop-friendly default."""
 
@@ -39,6 +43,7 @@ class BrokerOptions(BaseModel):
     heap: str = Field(os.environ.get("FREIGHT_KAFKA_HEAP", "512m"), description="JVM -Xmx.")
     jvm_opts: str = Field(os.environ.get("FREIGHT_KAFKA_JVM_OPTS", DEFAULT_JVM_OPTS))
     start_timeout_s: float = 60.0
+    prefer_default_ports: bool = Field(True, description="Use 9092/9093 when free (tests set False).")
     overrides: dict[str, str] = Field(default_factory=dict, description="Extra server.properties entries.")
 
 
@@ -110,8 +115,9 @@ class KafkaBroker:
                     f"`freight dev up --{'port' if label == 'broker' else 'controller-port'} N`, or omit it "
                     "to let Freight pick a free one."
                 )
-        broker = procs.choose_port(self.options.port, 9092)
-        controller = procs.choose_port(self.options.controller_port, 9093, {broker})
+        defaults = (9092, 9093) if self.options.prefer_default_ports else (-1, -1)
+        broker = procs.choose_port(self.options.port, defaults[0])
+        controller = procs.choose_port(self.options.controller_port, defaults[1], {broker})
         return broker, controller
 
     def _write_config(self, broker_port: int, controller_port: int) -> None:
@@ -157,13 +163,25 @@ class KafkaBroker:
             )
 
     def start(self, *, reuse_ports: dict[str, int] | None = None) -> ServiceRecord:
-        """Start the broker and block until it is ready; return its record for the state file."""
+        """Start the broker and block until it is ready; return its record for the state file.
+
+        Ports Freight chose itself can be taken by another process between choosing and binding; the
+        broker then exits with "Address already in use" and is started again on new ports (3 tries).
+        Ports given explicitly (or `reuse_ports`, for a restart on the same address) are tried once.
+        """
         java = java_path()
         libs = ensure_jars()
-        if reuse_ports:
-            broker_port, controller_port = reuse_ports["broker"], reuse_ports["controller"]
-        else:
-            broker_port, controller_port = self._ports()
+        chosen = reuse_ports is None and self.options.port is None and self.options.controller_port is None
+        for attempt in range(3 if chosen else 1):
+            ports = (reuse_ports["broker"], reuse_ports["controller"]) if reuse_ports else self._ports()
+            try:
+                return self._start_once(java, libs, *ports)
+            except _PortTakenError as exc:
+                if attempt == 2 or not chosen:
+                    raise DevServiceError(str(exc)) from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self, java: str, libs: Path, broker_port: int, controller_port: int) -> ServiceRecord:
         self._write_config(broker_port, controller_port)
         self._format(java, libs)
         stdout_log = self.log_dir / "stdout.log"
@@ -188,6 +206,12 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
+                log_tail = procs.tail(Path(record.log_file))
+                if "Address already in use" in log_tail:
+                    raise _PortTakenError(
+                        f"port {record.ports['broker']} or {record.ports['controller']} was taken by another "
+                        f"process before the broker could bind it:\n{log_tail}"
+                    )
                 raise DevServiceError(
                     f"the Kafka broker exited with code {code} during start. Last lines of its log "
                     f"({record.log_file}):\n{procs.tail(Path(record.log_file))}\n"

@@ -31,11 +31,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def choose_port(requested: int | None, default: int, taken: set[int] | None = None) -> int:
-    """`requested` if given (caller checks it is free); else `default` if free; else any free port."""
+    """`requested` if given (caller checks it is free); else `default` if free (and > 0); else a free port."""
     taken = taken or set()
     if requested is not None:
         return requested
-    if default not in taken and not port_in_use(default):
+    if default > 0 and default not in taken and not port_in_use(default):
         return default
     while True:
         port = free_port()

@@ -196,6 +196,8 @@ class StreamConsumer:
         self.rebalance_listener = rebalance_listener
         self.stats = ConsumerStats()
         self._serde = serde
+        # Per-topic [events, bad events] not yet added to the Prometheus counters (added per fetched batch).
+        self._unreported: dict[str, list[int]] = {}
         self._bootstrap = self.settings.kafka_bootstrap
         self._registry_url = self.settings.schema_registry_url
         self._until = set(until_end_of) if until_end_of is not None else None
@@ -216,6 +218,11 @@ class StreamConsumer:
             default_resolver().register(store)
 
         overrides: dict[str, Any] = dict(kafka_config or {})
+        if "stats_cb" not in overrides:  # keeps freight_consumer_lag current (every 5 s, on this thread)
+            from freight.metrics import lag_config
+
+            for k, v in lag_config(group_id).items():
+                overrides.setdefault(k, v)
         if until_high_watermark:
             overrides.setdefault("enable.partition.eof", True)
         if group_id is None or not auto_commit:
@@ -491,6 +498,23 @@ class StreamConsumer:
             return False
         return True
 
+    def _count(self, topic: str, index: int) -> None:
+        counts = self._unreported.get(topic)
+        if counts is None:
+            counts = self._unreported[topic] = [0, 0]
+        counts[index] += 1
+
+    def _report_metrics(self) -> None:
+        """Add what was counted since the last report to the Prometheus counters."""
+        from freight.metrics import consumer_metrics
+
+        for topic, counts in self._unreported.items():
+            if counts[0] or counts[1]:
+                m = consumer_metrics(topic, self.group_id)
+                m.events.inc(counts[0])
+                m.bad_events.inc(counts[1])
+                counts[0] = counts[1] = 0
+
     def _fetch(self, timeout: float) -> list[Message]:
         """What is already fetched, without waiting; if nothing, wait up to `timeout` for the first record.
 
@@ -546,6 +570,8 @@ class StreamConsumer:
                 return None
             self._batch.extend(self._fetch(remaining))
             self._store_done()
+            if self._unreported:
+                self._report_metrics()
 
     def _decode(self, msg: Message) -> StreamRecord | None:
         """Decode one record; bad ones follow `on_bad_event` (None means: skipped, read on)."""
@@ -557,6 +583,7 @@ class StreamConsumer:
             event = self.serde.decode(topic, value)
         except EventDecodeError as exc:
             self.stats.bad_events += 1
+            self._count(topic, 1)
             reason = str(exc)
             if self.on_bad_event == "raise":
                 raise EventDecodeError(
@@ -569,6 +596,7 @@ class StreamConsumer:
                 log.warning("skipping bad record at %s[%d]@%d: %s", topic, partition, offset, reason)
             return None
         self.stats.events += 1
+        self._count(topic, 0)
         ts = msg.timestamp()[1]
         if event.kind is EventKind.END_OF_STREAM:
             self.stats.end_of_streams += 1
@@ -722,6 +750,7 @@ class StreamConsumer:
     def close(self) -> None:
         """Commit what is finished (not the item still in hand) and leave the group."""
         try:
+            self._report_metrics()
             self._store_done()
             if self.group_id is not None and self.auto_commit:
                 try:

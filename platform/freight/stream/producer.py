@@ -200,6 +200,9 @@ class StreamProducer:
         self._published: set[str] = set()
         self._sequences: dict[tuple[str, str], itertools.count[int]] = {}
         self._sends = 0
+        # Per-topic [events, bulk bytes, failures] not yet added to the Prometheus counters (added in bulk
+        # every 256 sends and on flush: a locked counter increment per event would cost more than the send).
+        self._unreported: dict[str, list[int]] = {}
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._keys = itertools.count()
         self._key_prefixes: dict[str, str] = {}
@@ -369,6 +372,7 @@ class StreamProducer:
             stored = store.put_serialized(stored_key, ser)
             event = self._stored_event(stream, sequence, store, stored, mode, meta)
             self.stats.bulk_bytes += stored.size
+            self._counts(topic)[1] += stored.size
         self.stats.objects += 1
         return self._produce(topic, event, store if stored_key else None, stored_key)
 
@@ -420,6 +424,7 @@ class StreamProducer:
         key = self._new_key(topic)
         stored = store.put(obj, key=key, serializer=serializer)
         self.stats.bulk_bytes += stored.size
+        self._counts(topic)[1] += stored.size
         self.stats.objects += 1
         return self._produce(
             topic, self._stored_event(stream, sequence, store, stored, mode, meta), store, key
@@ -467,14 +472,35 @@ class StreamProducer:
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
         self.stats.events += 1
+        self._counts(topic)[0] += 1
         self._sends += 1
         if not self._sends & 0xFF:
             self._producer.poll(0)  # serve delivery reports now and then
+            self._report_metrics()
         return result
+
+    def _counts(self, topic: str) -> list[int]:
+        counts = self._unreported.get(topic)
+        if counts is None:
+            counts = self._unreported[topic] = [0, 0, 0]
+        return counts
+
+    def _report_metrics(self) -> None:
+        """Add what was counted since the last report to the Prometheus counters."""
+        from freight.metrics import producer_metrics
+
+        for topic, counts in self._unreported.items():
+            if any(counts):
+                m = producer_metrics(topic)
+                m.events.inc(counts[0])
+                m.bulk_bytes.inc(counts[1])
+                m.failures.inc(counts[2])
+                counts[0] = counts[1] = counts[2] = 0
 
     def _delivery_failed(self, result: SendResult, err: KafkaError) -> None:
         """A refused or timed-out event: delete its stored object again, record and surface the failure."""
         self.stats.failed += 1
+        self._counts(result.topic)[2] += 1
         key = result._key
         failure = DeliveryError(
             f"Kafka did not acknowledge an event on topic {result.topic!r}: {err.str()}. "
@@ -507,6 +533,7 @@ class StreamProducer:
                     f"{left} event(s) still unacknowledged after {timeout:g}s; is the broker at "
                     f"{self.settings.kafka_bootstrap} up? (`freight dev status`)"
                 )
+        self._report_metrics()
         with self._lock:
             failures, self._failures = self._failures, []
         if failures:
