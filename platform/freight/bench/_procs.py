@@ -21,7 +21,23 @@ from typing import Any
 from freight.config import FreightSettings
 from freight.errors import FreightError
 
-_PRELOAD = ["numpy", "confluent_kafka", "freight.stream", "freight.stores", "freight.connectors.file"]
+# Imported once by the forkserver, so each child skips them (missing optional ones are skipped too).
+# freight.bench.stream first: it silences ProxyStore's ExperimentalWarning before ProxyStore is imported.
+_PRELOAD = [
+    "numpy",
+    "confluent_kafka",
+    "confluent_kafka.schema_registry",
+    "httpx",
+    "freight.bench.stream",
+    "freight.stream",
+    "freight.stores",
+    "freight.connectors.file",
+    "freight.schemas.serde",
+    "proxystore.store",
+    "proxystore.connectors.file",
+    "proxystore.stream",
+    "proxystore.stream.shims.kafka",
+]
 _context: BaseContext | None = None
 
 #: Objects at least this large are touched as numpy arrays (every byte summed), smaller ones as bytes.

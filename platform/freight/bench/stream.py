@@ -21,6 +21,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ from freight.config import FreightSettings
 from freight.errors import FreightError
 
 MiB = 2**20
+
+# ProxyStore 1.1.0 warns on import that its streaming API is experimental; that is known and not news here.
+warnings.filterwarnings("ignore", message="Streaming is an experimental feature")
 
 # ------------------------------------------------------------------------------------------------------
 # Producer side (child processes; module-level functions so the forkserver can start them).
