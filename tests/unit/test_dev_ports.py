@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 from freight.dev.procs import choose_port, free_port, port_in_use
 
@@ -22,3 +23,34 @@ def test_default_port_free_is_used_and_explicit_port_wins() -> None:
     assert choose_port(None, port) == port
     assert choose_port(1234, port) == 1234
     assert choose_port(None, port, taken={port}) != port
+
+
+def test_owns_port_tells_our_listener_from_another_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from freight.dev.procs import owns_port
+
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen()
+        port = mine.getsockname()[1]
+        assert owns_port(os.getpid(), port) is True
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            assert owns_port(other.pid, port) is False  # alive, but not the listener
+        finally:
+            other.kill()
+            other.wait()
+    assert owns_port(os.getpid(), port) is False  # nobody listens any more
+
+
+def test_lost_port_race_reads_the_bind_error(tmp_path: Path) -> None:
+    from freight.dev.procs import lost_port_race
+
+    log = tmp_path / "service.log"
+    log.write_text("INFO starting\nERROR [Errno 98] error while attempting to bind: address already in use\n")
+    assert lost_port_race(log)
+    log.write_text("INFO started\n")
+    assert not lost_port_race(log)

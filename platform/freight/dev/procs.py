@@ -133,3 +133,41 @@ def tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return f"(no log at {path})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def owns_port(pid: int, port: int) -> bool | None:
+    """True if process `pid` holds the socket listening on `port`; None where /proc cannot tell.
+
+    A service started on a port that another process took meanwhile must not mistake that process's answers
+    for its own readiness.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the socket inode.
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    if not inodes:
+        return False if Path("/proc/net/tcp").exists() else None
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for fd in fds:
+        try:
+            if str(fd.readlink()) in wanted:
+                return True
+        except OSError:  # closed meanwhile (the listing's own descriptor, for one)
+            continue
+    return False
+
+
+def lost_port_race(log_file: Path) -> bool:
+    """True if a service's log says it could not bind its port (another process took it first)."""
+    return "address already in use" in tail(log_file, 40).lower()

@@ -76,7 +76,16 @@ class MotoS3Service:
                 f"S3 port {self.port} is already in use by another process; choose another with "
                 "`freight dev up --s3-port N`, or omit it to let Freight pick a free one."
             )
-        port = procs.choose_port(self.port, DEFAULT_PORT)
+        for _attempt in range(1 if self.port is not None else 3):
+            record = self._start_once(procs.choose_port(self.port, DEFAULT_PORT))
+            if record is not None:
+                return record
+        raise DevServiceError("the S3 endpoint lost the race for a free port three times; try again")
+
+    def _start_once(self, port: int) -> ServiceRecord | None:
+        """One start on `port`; None if another process took the port first (and it was not asked for)."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.write_bytes(b"")  # this start's log only
         marker = f"moto.server -H 127.0.0.1 -p {port}"
         cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
         env = {**os.environ, **self.extra_env} if self.extra_env else None
@@ -92,22 +101,24 @@ class MotoS3Service:
             log_file=str(self.log_file),
             env={"FREIGHT_S3_ENDPOINT_URL": endpoint, **DEV_CREDENTIALS},
         )
-        self._wait_ready(proc, port)
-        return record
+        return record if self._wait_ready(proc, port) else None
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int) -> None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:
+        """True once our server answers; False if it lost its (auto-chosen) port to another process."""
         deadline = time.monotonic() + self.start_timeout_s
         detail = ""
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
+                if self.port is None and procs.lost_port_race(self.log_file):
+                    return False
                 raise DevServiceError(
                     f"the S3 endpoint (moto) exited with code {code} during start. Last lines of its log "
                     f"({self.log_file}):\n{procs.tail(self.log_file, 15)}"
                 )
             ok, detail = _answers(port, timeout=1.0)
-            if ok:
-                return
+            if ok and procs.owns_port(proc.pid, port) is not False:
+                return True
             time.sleep(0.1)
         procs.stop_process(proc.pid, grace_s=5)
         raise DevServiceError(

@@ -35,14 +35,24 @@ class RegistryDevService:
         self.port = port
 
     def start(self) -> ServiceRecord:
+        """Start the registry and wait until it answers; a port it chose itself is chosen again if another
+        process takes it before the registry binds it (3 tries)."""
         if self.port is not None and procs.port_in_use(self.port):
             raise PortInUseError(
                 f"registry port {self.port} is already in use by another process; choose another with "
                 "`freight dev up --registry-port N`, or omit it to let Freight pick a free one."
             )
-        port = procs.choose_port(self.port, DEFAULT_PORT)
+        for _attempt in range(1 if self.port is not None else 3):
+            record = self._start_once(procs.choose_port(self.port, DEFAULT_PORT))
+            if record is not None:
+                return record
+        raise DevServiceError("the schema registry lost the race for a free port three times; try again")
+
+    def _start_once(self, port: int) -> ServiceRecord | None:
         url = f"http://127.0.0.1:{port}"
         log_file = self.state_dir / "registry" / "registry.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_bytes(b"")  # this start's log only, so an old bind error is not mistaken for a new one
         marker = f"registry serve --bootstrap {self.bootstrap} --port {port}"
         cmd = [sys.executable, "-m", "freight.cli", *marker.split(), "--host", "127.0.0.1"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -61,11 +71,13 @@ class RegistryDevService:
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
+                if self.port is None and procs.lost_port_race(log_file):
+                    return None
                 raise DevServiceError(
                     f"the schema registry exited with code {code} during start. Last lines of its log "
                     f"({log_file}):\n{procs.tail(log_file)}"
                 )
-            if _answers(url):
+            if procs.owns_port(proc.pid, port) is not False and _answers(url):
                 return record
             time.sleep(0.1)
         procs.stop_process(proc.pid, grace_s=5)
