@@ -120,7 +120,7 @@ class KafkaDeadLetterSink:
 
     def _payload(self, topic: str, raw: Any) -> tuple[bytes | None, bytes]:
         event = getattr(raw, "event", None)
-        if event is not None and hasattr(raw, "metadata"):  # a StreamRecord from a ConsumerSource
+        if event is not None and hasattr(raw, "proxy"):  # a StreamRecord from a ConsumerSource
             if self._serde is None:
                 from freight.schemas.serde import EventSerde
 

@@ -13,14 +13,14 @@ consumer thread), in submission order: fetches, pause and resume, keep-alive pol
 only awaits those calls; it never blocks on Kafka.
 
 Flow. Records are taken from the consumer in batches of up to `max_held` (one thread hop per batch) and held
-here until the pipeline pulls them. When the run's window is full it calls `pause()`: the assigned partitions
-are paused in librdkafka, which stops fetching and drops what it had prefetched for them (it fetches again,
-on resume, from the first record it had not handed out). Meanwhile the consumer thread keeps polling every
-`poll_interval`, without taking records, so the member stays in its group (`max.poll.interval.ms`) and serves
-rebalances; partitions assigned while paused are paused at once. Records already held stay held and go out
-first after `resume()`. So at most the run's `max_in_flight` + `max_held` + the consumer's `batch_size`
-records are out of Kafka's hands at any time, plus librdkafka's prefetch queue while running
-(`queued.max.messages.kbytes`), whatever the input rate.
+here until the pipeline pulls them. When the run's window is full it calls `pause()` and nothing more is
+taken; if it stays full for `pause_delay`, the assigned partitions are paused in librdkafka, which stops
+fetching and drops what it had prefetched for them (on resume it fetches again from the first record it had
+not handed out). Meanwhile the consumer thread polls the group every `poll_interval` without taking records,
+so the member stays in its group (`max.poll.interval.ms`) and serves rebalances; partitions assigned while
+paused are paused at once. Records already held stay held and go out first after `resume()`. So at most
+the run's `max_in_flight` + `max_held` + the consumer's `batch_size` records are out of Kafka's hands at any
+time, plus librdkafka's bounded prefetch queue (`queued.max.messages.kbytes`), whatever the input rate.
 
 Offsets. The consumer runs in manual-commit mode (a consumer created with `auto_commit=True` is switched to
 manual for the run if it has not handed out anything yet, and switched back afterwards). `commit` commits
@@ -78,6 +78,7 @@ class ConsumerSourceStats:
     kafka_pauses: int = 0
     kafka_resumes: int = 0
     keepalive_polls: int = 0
+    paused_polls: int = 0  # keep-alive polls since the current Kafka pause took effect
     commits: int = 0
     commit_retries: int = 0
     revoke_commits: int = 0
@@ -114,11 +115,15 @@ class ConsumerSource:
     """A `PipelineSource` over a `StreamConsumer` (see the module docstring); one run at a time.
 
     `max_held`: most records taken from the consumer and not yet pulled by the run (default: the consumer's
-    `batch_size`). `poll_interval`: longest single wait on the consumer thread (bounds how long a commit or
-    the end of the run waits for a poll in progress). `idle_timeout`: end the input after this many seconds
-    without a record while not paused (default: the consumer's own; None: until its stop condition or
-    forever). `revoke_timeout`: how long a rebalance waits for the event loop to hand over the revoked
-    partitions' done prefixes. `close_consumer`: close the consumer when the run ends.
+    `batch_size`). `pause_delay`: how long the run must stay full before its partitions are paused in Kafka
+    (shorter stalls only stop taking records, which avoids librdkafka dropping and re-fetching its prefetch
+    at every small stall; 0: at once). `poll_interval`: longest wait for records on the consumer thread (so
+    the longest a commit or the end of the run waits for a fetch in progress), and the period of keep-alive
+    polls while paused. `idle_timeout`: end the input after this many seconds without a record while not
+    paused and with partitions assigned (default: the consumer's own; None: until its stop condition or
+    forever). `revoke_timeout`: how
+    long a rebalance waits for the event loop to hand over the revoked partitions' done prefixes.
+    `close_consumer`: close the consumer when the run ends.
     """
 
     def __init__(
@@ -127,6 +132,7 @@ class ConsumerSource:
         *,
         max_held: int | None = None,
         poll_interval: float = 0.1,
+        pause_delay: float = 0.1,
         idle_timeout: float | None = None,
         revoke_timeout: float = 30.0,
         close_consumer: bool = False,
@@ -149,6 +155,9 @@ class ConsumerSource:
             )
         self.max_held = held
         self.poll_interval = float(poll_interval)
+        if not (isinstance(pause_delay, int | float) and 0 <= pause_delay <= 60):
+            raise ConfigError(f"pause_delay must be a number of seconds in [0, 60], got {pause_delay!r}")
+        self.pause_delay = float(pause_delay)
         self.idle_timeout = idle_timeout if idle_timeout is not None else sync.idle_timeout
         self.revoke_timeout = revoke_timeout
         self.close_consumer = close_consumer
@@ -283,8 +292,7 @@ class ConsumerSource:
         try:
             record = consumer.next_record(wait, include_end=True)
             while record is not None:
-                meta = record.metadata
-                out.append((record, self._epochs.get((meta.topic, meta.partition), 0)))
+                out.append((record, self._epochs.get((record.topic, record.partition), 0)))
                 if len(out) >= limit:
                     break
                 record = consumer.next_record(0, include_end=True)  # only what is already fetched
@@ -297,6 +305,7 @@ class ConsumerSource:
         self.stats.kafka_pauses += 1
         self.stats.paused = True
         self.stats.paused_at = time.monotonic()
+        self.stats.paused_polls = 0
 
     def _resume_now(self) -> None:
         self.consumer.resume()
@@ -309,10 +318,11 @@ class ConsumerSource:
             self._resume_now()
 
     def _poll_paused(self) -> None:
-        """Consumer thread, while paused: serve the group without taking records (they stay in the
-        consumer's own buffer)."""
-        self.consumer.wait_for_assignment(self.poll_interval)
+        """Consumer thread, while paused: serve the group (rebalances, max.poll.interval.ms) without waiting
+        and without taking records (anything fetched stays in the consumer's own buffer)."""
+        self.consumer.wait_for_assignment(0)
         self.stats.keepalive_polls += 1
+        self.stats.paused_polls += 1
 
     def _commit_now(self, snapshot: dict[PartitionKey, tuple[int, int]]) -> None:
         """Consumer thread: commit positions of partitions still owned in the epoch they were computed in."""
@@ -414,14 +424,13 @@ class ConsumerSource:
             while self._held:
                 record, _epoch = self._held.popleft()
                 self.stats.held = len(self._held)
-                meta = record.metadata
-                key = (meta.topic, meta.partition)
+                key = (record.topic, record.partition)
                 if record.proxy is None:  # END_OF_STREAM: a position only
                     self.stats.markers += 1
-                    yield SourceItem(None, key, meta.offset, record, marker=True)
+                    yield SourceItem(None, key, record.offset, record, marker=True)
                 else:
-                    yield SourceItem(record.proxy, key, meta.offset, record)
-                del record, meta  # hold nothing once handed out (memory bound)
+                    yield SourceItem(record.proxy, key, record.offset, record)
+                del record  # hold nothing once handed out (memory bound)
             self._check_job_errors()
             if self._pending_error is not None:
                 pending, self._pending_error = self._pending_error, None
@@ -433,7 +442,7 @@ class ConsumerSource:
             self._accept(fetched)
             self._pending_error = error
             now = time.monotonic()
-            if fetched:
+            if fetched or not self._owned:  # idle time counts only while partitions are assigned
                 self._idle_since = now
             idle = self.idle_timeout is not None and now - self._idle_since >= self.idle_timeout
             if stopped or (idle and not fetched):
@@ -454,16 +463,14 @@ class ConsumerSource:
             self.stats.max_held = self.stats.held
 
     def pause(self) -> None:
-        """The run's window is full: pause the assigned partitions in Kafka and keep the member alive."""
+        """The run's window is full: stop taking records; if it stays full for `pause_delay`, pause the
+        assigned partitions in Kafka and keep polling the group until `resume()`."""
         if self._paused or self._closed:
             return
         self._paused = True
-        if self._thread is None:
-            return
-        self._submit(self._pause_now)
-        if self._keepalive is None or self._keepalive.done():
+        if self._thread is not None:
             assert self._loop is not None
-            self._keepalive = self._loop.create_task(self._keep_alive())
+            self._keepalive = self._loop.create_task(self._while_paused())
 
     def resume(self) -> None:
         """The run drained: resume fetching (held records go out first)."""
@@ -471,17 +478,26 @@ class ConsumerSource:
             return
         self._paused = False
         self._idle_since = time.monotonic()
+        if self._keepalive is not None:
+            # A pause job not started yet is cancelled with it; one already done is undone just below.
+            self._keepalive.cancel()
+            self._keepalive = None
         if self._thread is not None:
-            self._submit(self._resume_now)
+            self._submit(self._resume_if_paused)
 
-    async def _keep_alive(self) -> None:
-        while self._paused and not self._closed:
-            try:
+    async def _while_paused(self) -> None:
+        """While the run is paused: pause the partitions in Kafka after `pause_delay`, then poll the group
+        every `poll_interval` (each poll returns at once: the consumer thread stays free for commits).
+        Cancelled by `resume()`."""
+        try:
+            await asyncio.sleep(self.pause_delay)
+            await self._call(self._pause_now)
+            while True:
+                await asyncio.sleep(self.poll_interval)
                 await self._call(self._poll_paused)
-            except Exception as exc:
-                if self._job_error is None:
-                    self._job_error = exc
-                return
+        except Exception as exc:
+            if self._job_error is None:
+                self._job_error = exc
 
     async def commit(self, offsets: Mapping[PartitionKey, int]) -> None:
         """Commit exactly these positions (next offset to read) of partitions this member still owns."""
@@ -496,7 +512,7 @@ class ConsumerSource:
 
 
 def _key(record: StreamRecord) -> PartitionKey:
-    return (record.metadata.topic, record.metadata.partition)
+    return (record.topic, record.partition)
 
 
 def _rebalancing(exc: BaseException) -> bool:
