@@ -2,7 +2,8 @@
 
 The dispatcher submits tasks and awaits them without blocking its event loop; the workers run the stage
 functions. Items travel untouched: a `Tripwire` (which counts every probe a lazy proxy would answer by
-resolving itself) goes out and comes back without the dispatcher probing it.
+resolving itself) goes out and comes back without the dispatcher probing it, and proxies of 1 MiB arrays
+read from a real StreamConsumer are resolved by the workers only (the dispatcher reads no bulk bytes).
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
+from freight.config import FreightSettings
+from freight.kafka import KafkaAdmin
 from freight.pipeline import DaskExecutor, MemoryDeadLetterSink, MemorySource, batch_stage, stage
+from freight.stream import StreamConsumer, is_resolved
+from freight.stream.resolver import default_resolver
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -157,3 +162,60 @@ def test_asynchronous_client(client: Any) -> None:
             return await work(range(6)).collect()
 
     assert [r for r, _ in asyncio.run(main())] == [x * x for x in range(6)]
+
+
+def bytes_read_here() -> int:
+    """Bulk bytes the stores of this process have read (the dispatcher's must stay 0)."""
+    return sum(store.stats.bytes_read for store in default_resolver()._stores.values())
+
+
+def reduce_array(array: Any) -> tuple[float, int, int]:
+    """Runs on a worker: resolve the proxy there (its store is rebuilt from the catalog topic) and reduce."""
+    values = np.asarray(array)
+    return float(values.sum()), int(values.nbytes), os.getpid()
+
+
+def test_proxies_of_megabyte_arrays_from_kafka_are_resolved_only_by_the_workers(
+    client: Any,
+    stream_settings: FreightSettings,
+    make_topic: Callable[..., str],
+    make_producer: Callable[..., Any],
+    file_store: Any,
+    group_id: str,
+) -> None:
+    topic = make_topic(partitions=2)
+    producer = make_producer({None: file_store}, inline_threshold=0)
+    arrays = [np.full(131072, float(i)) for i in range(12)]  # 1 MiB each
+    for i, array in enumerate(arrays):
+        producer.send(topic, array, stream=f"s{i % 3}")
+    producer.flush()
+    stores_before, read_before = set(default_resolver()._stores), bytes_read_here()
+    workers_before = sum(client.run(bytes_read_here).values())
+    passed: list[Any] = []
+
+    @stage
+    async def hand_over(proxy: Any) -> Any:
+        passed.append(proxy)  # the dispatcher keeps the proxy, never looks at it
+        return proxy
+
+    reduce_on_workers = stage(reduce_array, concurrency=4, executor=DaskExecutor(client))
+
+    async def main() -> list[tuple[float, int, int]]:
+        with StreamConsumer(
+            topic, group_id, settings=stream_settings, auto_commit=False, until_high_watermark=True
+        ) as consumer:
+            return await (hand_over | reduce_on_workers)(consumer, mode="as_completed").collect()
+
+    results = asyncio.run(asyncio.wait_for(main(), 120))
+    assert sorted(total for total, _, _ in results) == [131072.0 * i for i in range(12)]
+    assert all(nbytes == 1 << 20 for _, nbytes, _ in results)
+    pids = {pid for _, _, pid in results}
+    assert os.getpid() not in pids and pids <= set(client.run(os.getpid).values())
+    # The dispatcher moved no bulk bytes: its stores read nothing, no store was even built for the proxies,
+    # and every proxy it handed over is still unresolved. The workers read at least every array once.
+    assert bytes_read_here() == read_before and set(default_resolver()._stores) == stores_before
+    assert len(passed) == 12 and not any(is_resolved(p) for p in passed)
+    assert sum(client.run(bytes_read_here).values()) - workers_before >= 12 << 20
+    watermarks = KafkaAdmin(stream_settings).watermarks(topic)
+    ends = {(topic, p): high for p, (_low, high) in watermarks.items() if high}  # empty ones: no commit
+    assert KafkaAdmin(stream_settings).committed(group_id, topic) == ends
