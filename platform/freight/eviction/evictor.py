@@ -174,6 +174,7 @@ class Evictor:
         on_batch: BatchHook | None = None,
         stop: threading.Event | None = None,
         serde: EventSerde | None = None,
+        admin: KafkaAdmin | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -184,12 +185,15 @@ class Evictor:
         self.batch_size = batch_size
         self.on_batch = on_batch
         self.stop = stop or threading.Event()
-        # A broker that is down is a clear error now (saying `freight dev up`), not a hang later.
-        KafkaAdmin(self.settings, timeout=3, quiet=True).ping(3)
-        self.admin = KafkaAdmin(self.settings)
+        if admin is None:
+            # A broker that is down is a clear error now (saying `freight dev up`), not a hang later; the
+            # probe is quiet so that librdkafka's connection errors do not flood the log first.
+            KafkaAdmin(self.settings, timeout=3, quiet=True).ping(3)
+            admin = KafkaAdmin(self.settings)
+        self.admin = admin
         self.serde = serde or EventSerde.from_settings(self.settings)
-        self.policies = PolicyStore(self.settings, serde=self.serde)
-        self.ledger = KeepLedger(self.settings, self.serde)
+        self.policies = PolicyStore(self.settings, serde=self.serde, admin=admin)
+        self.ledger = KeepLedger(self.settings, self.serde, admin=admin)
         self.reader = RangeReader(self.settings, self.serde, group)
         self.sweeper = OrphanSweeper(self.admin, self.reader, self.ledger, self.store)
         for store in stores or ():

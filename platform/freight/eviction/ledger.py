@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from freight.config import FreightSettings
 from freight.errors import DeliveryError, EventDecodeError, FreightError
+from freight.eviction.reader import fetch
 from freight.kafka import KafkaAdmin, consumer_config, producer_config, translate_kafka_error
 from freight.schemas.events import ObjectEvent
 from freight.schemas.serde import EventSerde
@@ -31,8 +32,16 @@ SOURCE_OFFSET = "freight.evict.source.offset"
 class KeepLedger:
     """Record and list the `never`-mode objects of one cluster (see the module docstring)."""
 
-    def __init__(self, settings: FreightSettings, serde: EventSerde, *, topic: str = LEDGER_TOPIC) -> None:
+    def __init__(
+        self,
+        settings: FreightSettings,
+        serde: EventSerde,
+        *,
+        topic: str = LEDGER_TOPIC,
+        admin: KafkaAdmin | None = None,
+    ) -> None:
         self.settings = settings
+        self._admin = admin
         self.serde = serde
         self.topic = topic
         self._kept: dict[str, set[str]] = {}  # store -> keys
@@ -45,7 +54,7 @@ class KeepLedger:
 
     def _ensure_topic(self) -> None:
         if not self._ready:
-            KafkaAdmin(self.settings).create_topic(self.topic, 1, config=_TOPIC_CONFIG)
+            (self._admin or KafkaAdmin(self.settings)).create_topic(self.topic, 1, config=_TOPIC_CONFIG)
             self._ready = True
 
     def record(self, topic: str, partition: int, offset: int, event: ObjectEvent) -> None:
@@ -112,7 +121,7 @@ class KeepLedger:
         while self._position < high:
             if time.monotonic() > deadline:
                 raise FreightError(f"reading {self.topic!r} stalled at offset {self._position} of {high}")
-            for msg in self._consumer.consume(500, timeout=0.2):
+            for msg in fetch(self._consumer, 500, 0.2):
                 if msg.error() is not None:
                     continue
                 self._position = (msg.offset() or 0) + 1

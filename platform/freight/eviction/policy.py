@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from freight.config import FreightSettings
 from freight.errors import ConfigError, DeliveryError
+from freight.eviction.reader import fetch
 from freight.kafka import KafkaAdmin, consumer_config, producer_config, translate_kafka_error
 from freight.schemas.events import now_ms
 
@@ -166,9 +167,15 @@ class PolicyStore:
     """Read and write retention policies in the compacted policy topic of one cluster."""
 
     def __init__(
-        self, settings: FreightSettings, *, serde: EventSerde | None = None, topic: str = POLICIES_TOPIC
+        self,
+        settings: FreightSettings,
+        *,
+        serde: EventSerde | None = None,
+        topic: str = POLICIES_TOPIC,
+        admin: KafkaAdmin | None = None,
     ) -> None:
         self.settings = settings
+        self._admin = admin
         self.topic = topic
         self._serde = serde
         self._policies: dict[str, RetentionPolicy] = {}
@@ -187,7 +194,7 @@ class PolicyStore:
 
     def _ensure_topic(self) -> None:
         if not self._ready:
-            KafkaAdmin(self.settings).create_topic(self.topic, 1, config=_TOPIC_CONFIG)
+            (self._admin or KafkaAdmin(self.settings)).create_topic(self.topic, 1, config=_TOPIC_CONFIG)
             self._ready = True
 
     def _write(self, key: str, value: bytes | None) -> None:
@@ -244,7 +251,7 @@ class PolicyStore:
                         f"reading the policy topic {self.topic!r} stalled at offset {self._position} of "
                         f"{high}"
                     )
-                for msg in consumer.consume(500, timeout=0.2):
+                for msg in fetch(consumer, 500, 0.2):
                     if msg.error() is not None:
                         continue
                     self._position = (msg.offset() or 0) + 1

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from freight.config import FreightSettings
 from freight.errors import EventDecodeError, FreightError
@@ -114,7 +114,7 @@ class RangeReader:
                 if not todo:
                     return
                 try:
-                    msgs = self._consumer.consume(batch, timeout=0.2)
+                    msgs = fetch(self._consumer, batch, 0.2)
                 except KafkaException as exc:
                     raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "read events") from exc
                 out: list[LogRecord] = []
@@ -214,3 +214,18 @@ class RangeReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def fetch(consumer: Consumer, limit: int, timeout: float) -> list[Message]:
+    """Records already fetched (up to `limit`) without waiting; if none, wait up to `timeout` for the first.
+
+    (`consume(n, timeout)` alone waits for n records or the whole timeout, which would delay every partial
+    batch, i.e. every short range, by the timeout.)
+    """
+    msgs: list[Message] = consumer.consume(limit, timeout=0)
+    if msgs:
+        return msgs
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(limit - 1, timeout=0)] if limit > 1 else [first]
