@@ -92,28 +92,38 @@ class StoreStatus:
 
 @dataclass
 class Watermark:
-    """Eviction watermark of one partition: objects below `offset` may be deleted."""
+    """Eviction watermark of one partition: objects below `offset` may be deleted.
+
+    `source` is "policy" when the topic has a retention policy (the evictor's own watermark, checkpoint and
+    what blocks it), else "min-committed" (the smallest offset any group committed: no evictor policy).
+    """
 
     topic: str
     partition: int
     offset: int | None
     low: int
     groups: list[str] = field(default_factory=list)
+    source: str = "min-committed"
+    checkpoint: int | None = None
+    held_objects: int | None = None
+    held_bytes: int | None = None
+    blocking: list[str] = field(default_factory=list)
 
     @property
     def evictable(self) -> int:
-        """Events between the log start and the watermark (their objects are past every group)."""
-        return 0 if self.offset is None else max(self.offset - self.low, 0)
+        """Events between the log start (or the evictor's checkpoint) and the watermark."""
+        start = self.low if self.checkpoint is None else max(self.checkpoint, self.low)
+        return 0 if self.offset is None else max(self.offset - start, 0)
 
 
 @dataclass
 class EvictionStatus:
-    """Where eviction stands: the evictor's own report if it has one, else the min committed offset."""
+    """Where eviction stands per partition, and the retention policies found."""
 
-    source: str  # "evictor" or "min-committed"
     detail: str
     watermarks: list[Watermark] = field(default_factory=list)
-    evictor: dict[str, Any] | None = None
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str = ""
 
 
 @dataclass
@@ -130,6 +140,7 @@ class StatusReport:
     stores_detail: str = ""
     eviction: EvictionStatus | None = None
     elapsed_s: float = 0.0
+    all_topics: set[str] = field(default_factory=set, repr=False)
 
     @property
     def down(self) -> list[ServiceHealth]:
@@ -138,6 +149,7 @@ class StatusReport:
 
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
+        del doc["all_topics"]
         for group, data in zip(self.groups, doc["groups"], strict=True):
             data["total_lag"] = group.total_lag
         if self.eviction is not None:
@@ -158,6 +170,7 @@ class StatusOptions:
     store_seconds: float = 2.0  # ... or after this long
     stores: bool = True
     store_names: list[str] | None = None  # only these stores; None: all in the catalog
+    eviction_scan: int = 10_000  # events read per partition to count the objects the evictor holds
 
 
 # -- services --------------------------------------------------------------------------------------------
@@ -434,38 +447,62 @@ def _stores(settings: FreightSettings, options: StatusOptions) -> list[StoreStat
 # -- eviction --------------------------------------------------------------------------------------------
 
 
+def _evictor_marks(settings: FreightSettings, visible: set[str], scan_limit: int) -> EvictionStatus:
+    """The evictor's own status of every topic that has a retention policy (freight.eviction)."""
+    from freight.eviction.evictor import Evictor
+    from freight.kafka import KafkaAdmin
+
+    out = EvictionStatus("")
+    evictor = Evictor(settings, admin=KafkaAdmin(settings))
+    for topic in evictor.status(list_stores=False, scan_limit=scan_limit):
+        if topic.topic not in visible:
+            continue
+        out.policies[topic.topic] = topic.policy
+        if topic.error:
+            out.error = f"{topic.topic}: {topic.error}"
+        for p in topic.partitions:
+            mark = Watermark(
+                topic.topic, p.partition, p.watermark, p.low, [g.group for g in p.groups], "policy"
+            )
+            mark.checkpoint, mark.blocking = p.checkpoint, list(p.blocking)
+            mark.held_objects, mark.held_bytes = p.held_objects, p.held_bytes
+            out.watermarks.append(mark)
+    return out
+
+
 def _eviction(
     settings: FreightSettings,
-    groups: list[GroupStatus],
+    report: StatusReport,
     marks: dict[tuple[str, int], tuple[int, int]],
     visible: set[str],
+    options: StatusOptions,
 ) -> EvictionStatus:
-    """The evictor's own status when `freight.eviction` offers one, else the min committed offset."""
-    evictor: dict[str, Any] | None = None
-    try:
-        import freight.eviction as eviction
+    """Per partition: the evictor's watermark where a retention policy exists, else the min committed."""
+    from freight.eviction.policy import POLICIES_TOPIC
 
-        report = getattr(eviction, "status", None)
-        if callable(report):
-            got = report(settings)
-            evictor = got if isinstance(got, dict) else getattr(got, "__dict__", {"status": str(got)})
-    except Exception as exc:  # the evictor is optional; its failure is shown, not raised
-        evictor = {"error": f"{type(exc).__name__}: {exc}"}
+    status = EvictionStatus("")
+    if POLICIES_TOPIC in report.all_topics and report.registry.ok:
+        try:
+            status = _evictor_marks(settings, visible, options.eviction_scan)
+        except Exception as exc:  # the evictor's view is optional; the fallback below still shows offsets
+            status.error = f"cannot read the evictor's state: {type(exc).__name__}: {exc}"
     by_tp: dict[tuple[str, int], Watermark] = {}
-    for group in groups:
+    for group in report.groups:
         for p in group.partitions:
-            if p.topic not in visible:
+            if p.topic not in visible or p.topic in status.policies:
                 continue
             low = marks.get((p.topic, p.partition), (0, 0))[0]
             mark = by_tp.setdefault((p.topic, p.partition), Watermark(p.topic, p.partition, None, low))
             mark.groups.append(group.group)
             offset = low if p.committed is None else p.committed
             mark.offset = offset if mark.offset is None else min(mark.offset, offset)
-    detail = "no evictor policy: the smallest offset any group committed on the partition"
-    source = "min-committed"
-    if evictor is not None and "error" not in evictor:
-        source, detail = "evictor", "reported by freight.eviction"
-    return EvictionStatus(source, detail, [by_tp[k] for k in sorted(by_tp)], evictor)
+    status.watermarks = sorted([*status.watermarks, *by_tp.values()], key=lambda w: (w.topic, w.partition))
+    status.detail = (
+        f"{len(status.policies)} topic(s) with a retention policy (the evictor's watermark); "
+        if status.policies
+        else ""
+    ) + "no evictor policy elsewhere: the smallest offset any group committed"
+    return status
 
 
 # -- the report ------------------------------------------------------------------------------------------
@@ -494,6 +531,7 @@ def collect(settings: FreightSettings, options: StatusOptions | None = None) -> 
 
     kafka = _Kafka(settings, options.timeout)
     partitions = kafka.topics()
+    report.all_topics = set(partitions)
     visible = {t for t in partitions if _visible(t, options)}
     names = [g for g in kafka.groups() if options.groups is None or g in options.groups]
     described = kafka.describe(names)
@@ -532,6 +570,6 @@ def collect(settings: FreightSettings, options: StatusOptions | None = None) -> 
             report.stores = _stores(settings, options)
         except FreightError as exc:
             report.stores_detail = f"cannot read the store catalog: {exc}"
-    report.eviction = _eviction(settings, report.groups, marks, visible)
+    report.eviction = _eviction(settings, report, marks, visible, options)
     report.elapsed_s = time.perf_counter() - t0
     return report

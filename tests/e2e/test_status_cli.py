@@ -113,3 +113,39 @@ def test_status_exits_3_and_names_the_command_when_the_broker_is_down() -> None:
     assert done.returncode == 3
     assert json.loads(done.stdout)["broker"]["ok"] is False
     assert "freight dev up" in done.stderr
+
+
+def test_status_shows_the_evictor_watermark_of_a_topic_with_a_retention_policy(
+    kafka_bootstrap: str,
+    registry_url: str,
+    settings: FreightSettings,
+    stream_settings: FreightSettings,
+    make_topic: Any,
+    group_id: str,
+) -> None:
+    from freight.eviction.policy import PolicyStore, RetentionPolicy
+
+    with_policy, without = make_topic(), make_topic()
+    producer = Producer(producer_config(settings))
+    for topic in (with_policy, without):
+        for i in range(6):
+            producer.produce(topic, value=f"event {i}".encode())
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        consumer_config(settings, group_id, {"enable.auto.offset.store": True, "enable.auto.commit": False})
+    )
+    consumer.subscribe([with_policy, without])
+    try:
+        consume(consumer, 12)
+    finally:
+        consumer.close()
+    PolicyStore(stream_settings).put(RetentionPolicy(topic=with_policy, groups=(group_id,)))
+
+    doc = status_json(
+        kafka_bootstrap, registry_url, "--topic", with_policy, "--topic", without, "--no-stores"
+    )
+    marks = {w["topic"]: w for w in doc["eviction"]["watermarks"]}
+    assert marks[with_policy]["source"] == "policy" and marks[with_policy]["offset"] == 6
+    assert group_id in marks[with_policy]["groups"]
+    assert marks[without]["source"] == "min-committed" and marks[without]["offset"] == 6
+    assert with_policy in doc["eviction"]["policies"] and without not in doc["eviction"]["policies"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,16 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set expects key=value (a server.properties entry), got {pair!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def _busy(message: str, quiet: bool) -> AbstractContextManager[object]:
+    """A spinner on a terminal, a plain line elsewhere, nothing with --json."""
+    if quiet:
+        return nullcontext()
+    if console.is_terminal:
+        return console.status(message)
+    console.print(f"[dim]{message}[/]")
+    return nullcontext()
 
 
 def _print(results: list[ServiceStatus], title: str) -> None:
@@ -75,9 +86,8 @@ def up_cmd(
         registry_port=registry_port,
         s3_port=s3_port,
     )
-    if not json_:
-        console.print("[dim]starting local services (first run downloads the Kafka jars)...[/]")
-    results = up(opts)
+    with _busy("starting local services (the first run downloads the Kafka jars) ...", json_):
+        results = up(opts)
     env = {k: v for r in results for k, v in r.env.items()}
     if json_:
         print_json({"services": [r.as_dict() for r in results], "env": env})
@@ -95,7 +105,8 @@ def down_cmd(
     json_: Json = False,
 ) -> None:
     """Stop what `up` started: SIGTERM, then SIGKILL after a grace period."""
-    results = down(_state_dir(state_dir), purge=purge)
+    with _busy("stopping local services ...", json_):
+        results = down(_state_dir(state_dir), purge=purge)
     if json_:
         print_json({"services": [r.as_dict() for r in results]})
     elif not results:

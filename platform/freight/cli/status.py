@@ -100,22 +100,38 @@ def _render(report: StatusReport) -> None:
         console.print(f"[dim]stores: {report.stores_detail or 'none in the catalog'}[/]")
     ev = report.eviction
     if ev is not None:
-        if ev.evictor:
-            print_table("Evictor", ["", ""], sorted((k, v) for k, v in ev.evictor.items()))
+        if ev.error:
+            console.print(f"[yellow]eviction: {ev.error}[/]")
         if ev.watermarks:
             print_table(
                 "Eviction watermark",
-                ["partition", "watermark", "log start", "evictable events", "groups"],
                 [
-                    (f"{w.topic}[{w.partition}]", w.offset, w.low, w.evictable, ", ".join(w.groups))
+                    "partition",
+                    "source",
+                    "watermark",
+                    "log start",
+                    "checkpoint",
+                    "evictable",
+                    "groups",
+                    "blocking",
+                ],
+                [
+                    (
+                        f"{w.topic}[{w.partition}]",
+                        w.source,
+                        w.offset,
+                        w.low,
+                        w.checkpoint,
+                        w.evictable,
+                        ", ".join(w.groups),
+                        "; ".join(w.blocking),
+                    )
                     for w in ev.watermarks
                 ],
                 caption=ev.detail,
             )
         else:
-            console.print(
-                f"[dim]eviction: no committed offsets on the topics shown ({ev.detail.split(':')[0]})[/]"
-            )
+            console.print("[dim]eviction: no committed offsets on the topics shown[/]")
     console.print(f"[dim]gathered in {report.elapsed_s:.2f}s[/]")
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from freight.cli.output import print_json, print_kv, print_table
+from freight.cli.output import console, print_json, print_kv, print_table
 from freight.errors import ConfigError
 
 GROUP = "stores"
@@ -52,6 +52,9 @@ def ls_cmd(
     from freight.stores import build_connector
 
     connector = build_connector(kind, _options(option))
+    busy = console.status(f"listing the {kind} store ...") if console.is_terminal and not json_ else None
+    if busy is not None:
+        busy.start()
     try:
         rows = []
         for info in connector.list(prefix):
@@ -59,6 +62,8 @@ def ls_cmd(
             if len(rows) >= limit:
                 break
     finally:
+        if busy is not None:
+            busy.stop()
         connector.close()
     if json_:
         print_json([{"key": i.key, "size": i.size, "modified": i.modified} for i in rows])
@@ -73,7 +78,10 @@ def ls_cmd(
 
 @app.command("show")
 def show_cmd(
-    kind: Kind, key: Annotated[str, typer.Argument(help="Object key.")], option: Options = None
+    kind: Kind,
+    key: Annotated[str, typer.Argument(help="Object key.")],
+    option: Options = None,
+    json_: Json = False,
 ) -> None:
     """Read one object's header and verify its checksum (IntegrityError, exit 5, if it is corrupt)."""
     from freight.stores import Store, build_connector
@@ -88,6 +96,22 @@ def show_cmd(
     finally:
         store.close()
     desc = frame.descriptor
+    if json_:
+        print_json(
+            {
+                "key": key,
+                "serializer": frame.serializer,
+                "size": frame.total,
+                "header_bytes": frame.header_len,
+                "payload_bytes": frame.payload_len,
+                "checksum": frame.checksum,
+                "verified": True,
+                "dtype": desc.dtype if desc else None,
+                "shape": list(desc.shape) if desc else None,
+                "device": desc.device if desc else None,
+            }
+        )
+        return
     print_kv(
         f"object {key}",
         {

@@ -65,7 +65,8 @@ class RegistryClient:
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(
                 f"the schema registry at {self.url} did not answer ({type(exc).__name__}: {exc}). Start it "
-                "with `freight dev up`, or point --url / FREIGHT_SCHEMA_REGISTRY_URL at a running registry."
+                "with `freight dev up` (or `freight registry serve`), or point --url / "
+                "FREIGHT_SCHEMA_REGISTRY_URL at a running registry."
             ) from None
         try:
             body = response.json()
