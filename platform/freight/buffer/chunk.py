@@ -12,7 +12,7 @@ values (only in a padded final chunk).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -46,7 +46,9 @@ class StreamChunk:
     Kafka offset) of the first item, context included; for an empty chunk it is the sequence where the chunk
     would have started (the stream length for an empty final chunk). `items` are the real items (no padding)
     with their Kafka offsets. Exactly one chunk per finished stream has `is_final=True`, and it is the last;
-    `dropped_items` counts trailing items discarded by `partial="drop"` (only ever non-zero on it).
+    `dropped_items` counts trailing items discarded by `partial="drop"` (only ever non-zero on it). `array` is
+    `data` stacked into one numpy array or torch tensor when `consumer.chunks(..., stack=True)` asked for it
+    (None otherwise, and for an empty chunk).
     """
 
     data: tuple[Any, ...]
@@ -58,6 +60,7 @@ class StreamChunk:
     items: tuple[BufferItem, ...] = ()
     padding: int = 0
     dropped_items: int = 0
+    array: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.data)

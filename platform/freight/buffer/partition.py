@@ -5,7 +5,9 @@ assigned (topic, partition), built from the partition's committed metadata, and 
 in offset order, calls exactly one of `put(stream, item)`, `end(stream, end_sequence, offset)` or
 `skip(offset)`. It then pops chunks with `pop_ready()` one at a time, hands each out, and commits
 `commit_point()` only after the chunk handed out last has been processed (the next one is asked for): a
-commit never covers a chunk the application has not finished with.
+commit never covers a chunk the application has not finished with. To commit while the last chunk is still
+in the application's hands (closing early), `commit_point(unpop_last=True)` computes the point as if that
+chunk had not been popped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from freight.buffer.watermark import (
     DEFAULT_METADATA_LIMIT,
     CommitPoint,
     PartitionWatermark,
+    Unpopped,
     decode_resume,
     restore_buffers,
 )
@@ -50,6 +53,7 @@ class PartitionBuffers:
             self.watermark.track(buf, last)
         self._candidates: dict[str, None] = {}  # streams that may have a chunk ready, in first-touched order
         self._timed = policy.clock is not None
+        self._unpopped: Unpopped | None = None  # the last popped stream as it was before that pop
 
     @property
     def buffers(self) -> Mapping[str, StreamBuffer]:
@@ -66,6 +70,7 @@ class PartitionBuffers:
 
     def put(self, stream: str, item: BufferItem) -> bool:
         """A stream item consumed from this partition; False when its buffer ignored it (a duplicate)."""
+        self._unpopped = None
         if item.offset is not None:
             self.watermark.observe(item.offset, stream)
         accepted = self.buffer(stream).put(item)
@@ -75,6 +80,7 @@ class PartitionBuffers:
 
     def end(self, stream: str, end_sequence: int, offset: int | None = None) -> None:
         """The stream's END_OF_STREAM record: `end_sequence` items in all."""
+        self._unpopped = None
         if offset is not None:
             self.watermark.observe(offset, stream)
         self.buffer(stream).signal_done(end_sequence, offset)
@@ -82,6 +88,7 @@ class PartitionBuffers:
 
     def skip(self, offset: int) -> None:
         """A record that feeds no buffer (another kind of event, or one the driver filters out)."""
+        self._unpopped = None
         self.watermark.observe(offset)
 
     def pop_ready(self, now: float | None = None) -> StreamChunk | None:
@@ -93,6 +100,7 @@ class PartitionBuffers:
                 del self._candidates[stream]
                 continue
             if buf.has_chunk_ready(now):
+                self._unpopped = Unpopped(stream, buf.resume_state(), buf.low_watermark())
                 return buf.pop_chunk(now)
             if not (self._timed and buf.pending_items):
                 del self._candidates[stream]
@@ -117,6 +125,11 @@ class PartitionBuffers:
     def held_refs(self) -> set[tuple[str, str]]:
         return self.watermark.held_refs()
 
-    def commit_point(self) -> CommitPoint | None:
-        """Offset and metadata to commit now; None before the first record."""
-        return self.watermark.commit_point(self.policy, limit=self.metadata_limit)
+    def commit_point(self, *, unpop_last: bool = False) -> CommitPoint | None:
+        """Offset and metadata to commit now; None before the first record.
+
+        `unpop_last=True`: as if the chunk popped last (with nothing fed since) were still in its buffer, for
+        a commit while that chunk is still being processed; it is then redelivered after a restart.
+        """
+        unpopped = self._unpopped if unpop_last else None
+        return self.watermark.commit_point(self.policy, limit=self.metadata_limit, unpopped=unpopped)

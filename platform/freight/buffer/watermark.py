@@ -56,6 +56,17 @@ class CommitPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Unpopped:
+    """A stream's buffer as it was just before its last chunk was popped (that chunk is still in the
+    application's hands): its resume state and low watermark then. Used to commit on close without
+    covering the chunk in hand."""
+
+    stream: str
+    state: ResumeState
+    low: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionResume:
     """Decoded commit metadata: open streams' states and finished streams' last offsets."""
 
@@ -163,14 +174,25 @@ class PartitionWatermark:
         if stream is not None:
             self._note(stream, offset)
 
-    def low_watermark(self) -> int | None:
-        """The smallest offset any open window still needs, or None when the buffers hold nothing."""
-        marks = [m for b in self._buffers.values() if (m := b.low_watermark()) is not None]
+    def low_watermark(self, unpopped: Unpopped | None = None) -> int | None:
+        """The smallest offset any open window still needs, or None when the buffers hold nothing.
+
+        With `unpopped`, that stream's buffer counts as it was before its last pop.
+        """
+        if unpopped is None:
+            marks = [m for b in self._buffers.values() if (m := b.low_watermark()) is not None]
+        else:
+            skip = unpopped.stream
+            marks = [
+                m for s, b in self._buffers.items() if s != skip and (m := b.low_watermark()) is not None
+            ]
+            if unpopped.low is not None:
+                marks.append(unpopped.low)
         return min(marks) if marks else None
 
-    def commit_offset(self) -> int | None:
+    def commit_offset(self, unpopped: Unpopped | None = None) -> int | None:
         """The offset to commit: the low watermark, else last observed offset + 1; None before any record."""
-        low = self.low_watermark()
+        low = self.low_watermark(unpopped)
         nxt = None if self._observed is None else self._observed + 1
         if low is None:
             return nxt
@@ -183,11 +205,14 @@ class PartitionWatermark:
             refs |= b.held_refs()
         return refs
 
-    def resume_states(self, commit_offset: int) -> PartitionResume:
+    def resume_states(self, commit_offset: int, unpopped: Unpopped | None = None) -> PartitionResume:
         """State to commit with `commit_offset`: open streams, and finished ones that replay shows again."""
         open_states: dict[str, ResumeState] = {}
         finished: dict[str, int] = {}
         for stream, b in self._buffers.items():
+            if unpopped is not None and stream == unpopped.stream:
+                open_states[stream] = unpopped.state
+                continue
             if not b.finished:
                 open_states[stream] = b.resume_state()
                 continue
@@ -196,24 +221,31 @@ class PartitionWatermark:
                 finished[stream] = last
         return PartitionResume(open_states, finished)
 
-    def prune(self, commit_offset: int) -> list[str]:
-        """Forget finished streams whose records all lie below `commit_offset`; returns their names."""
+    def prune(self, commit_offset: int, keep: str | None = None) -> list[str]:
+        """Forget finished streams whose records all lie below `commit_offset` (but `keep`); their names."""
         gone = [
-            s for s, b in self._buffers.items() if b.finished and self._last_offset.get(s, -1) < commit_offset
+            s
+            for s, b in self._buffers.items()
+            if b.finished and self._last_offset.get(s, -1) < commit_offset and s != keep
         ]
         for s in gone:
             del self._buffers[s]
             self._last_offset.pop(s, None)
         return gone
 
-    def commit_point(self, policy: ChunkPolicy, *, limit: int = DEFAULT_METADATA_LIMIT) -> CommitPoint | None:
-        """Offset + metadata to commit now (None before any record); forgets streams that no longer matter."""
-        offset = self.commit_offset()
+    def commit_point(
+        self, policy: ChunkPolicy, *, limit: int = DEFAULT_METADATA_LIMIT, unpopped: Unpopped | None = None
+    ) -> CommitPoint | None:
+        """Offset + metadata to commit now (None before any record); forgets streams that no longer matter.
+
+        With `unpopped`, as if that stream's last chunk had not been popped yet (see `Unpopped`).
+        """
+        offset = self.commit_offset(unpopped)
         if offset is None:
             return None
-        state = self.resume_states(offset)
+        state = self.resume_states(offset, unpopped)
         metadata = encode_resume(policy, state.open, state.finished, limit=limit)
-        self.prune(offset)
+        self.prune(offset, keep=None if unpopped is None else unpopped.stream)
         return CommitPoint(self.topic, self.partition, offset, metadata)
 
 
