@@ -78,6 +78,10 @@ def test_policy_status_once_and_errors(
     assert part["evictor_lag"] == 0 and part["held_objects"] == 4
     assert part["blocking"] == [f"group {group_id} at offset 6 (lag 4)"]
     assert status[0]["stores"][0]["objects"] == 4
+    from freight.eviction import summary
+
+    overview = {t["topic"]: t for t in summary(s)["topics"]}
+    assert overview[topic]["partitions"][0]["checkpoint"] == 6
 
     code, _, _ = _run(capsys, s, "policy", "delete", topic, "--json")
     assert code == 0

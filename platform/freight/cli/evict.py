@@ -95,7 +95,7 @@ def _size(n: int) -> str:
 
 
 def _print_pass(report: PassReport) -> None:
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for t in report.topics:
         if t.error:
             rows.append((t.topic, None, None, None, None, None, None, None, f"error: {t.error}"))

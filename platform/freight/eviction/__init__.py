@@ -7,7 +7,7 @@ why. The CLI is `freight evict`.
 """
 
 from freight.eviction.decisions import Action, decide
-from freight.eviction.evictor import BatchEvent, Evictor, PartitionReport, PassReport, TopicReport
+from freight.eviction.evictor import BatchEvent, Evictor, PartitionReport, PassReport, TopicReport, summary
 from freight.eviction.ledger import LEDGER_TOPIC, KeepLedger
 from freight.eviction.orphans import SweepReport, is_producer_key, orphan_candidates
 from freight.eviction.policy import (
@@ -54,5 +54,6 @@ __all__ = [
     "parse_duration",
     "partition_watermark",
     "retaining_groups",
+    "summary",
     "topic_watermarks",
 ]

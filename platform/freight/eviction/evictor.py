@@ -465,3 +465,11 @@ class Evictor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def summary(settings: FreightSettings | None = None, *, group: str = EVICTOR_GROUP) -> dict[str, Any]:
+    """A cheap eviction overview for dashboards (`freight status`): per topic with a policy and partition, the
+    watermark, the evictor's checkpoint and lag, and the retaining groups; no events are read."""
+    with Evictor(settings, group=group) as evictor:
+        statuses = evictor.status(scan_limit=0, list_stores=False)
+    return {"evictor_group": group, "topics": [s.as_dict() for s in statuses]}
