@@ -89,8 +89,9 @@ class ConsumerSourceStats:
     paused_at: float | None = None  # time.monotonic() when the current pause took effect in librdkafka
 
 
-_Fetched = tuple["StreamRecord", int]  # a record and its partition's epoch when it was fetched
-_Batch = tuple[list[_Fetched], BaseException | None, bool]  # records, the error after them, stop reached
+# A fetched batch: its records, the partition epochs they were fetched in, the error that ended the batch
+# (raised once its records went out) and whether the consumer reached its stop condition.
+_Batch = tuple[list["StreamRecord"], dict[PartitionKey, int], BaseException | None, bool]
 
 
 class _Listener:
@@ -163,7 +164,7 @@ class ConsumerSource:
         self.close_consumer = close_consumer
         self.stats = ConsumerSourceStats()
 
-        self._held: deque[_Fetched] = deque()  # touched on the event loop thread only
+        self._held: deque[StreamRecord] = deque()  # touched on the event loop thread only
         self._epochs: dict[PartitionKey, int] = {}  # written on the consumer thread only
         self._owned: set[PartitionKey] = set()  # consumer thread only (after binding)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,6 +174,7 @@ class ConsumerSource:
         self._listener: _Listener | None = None
         self._restore_auto_commit = False
         self._paused = False  # what the run asked for (event loop thread)
+        self._pause_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._job_error: BaseException | None = None
         self._pending_error: BaseException | None = None
@@ -227,6 +229,8 @@ class ConsumerSource:
             return
         self._closed = True
         self._paused = False
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
         if self._keepalive is not None:
             self._keepalive.cancel()
             with contextlib.suppress(BaseException):
@@ -284,21 +288,28 @@ class ConsumerSource:
             raise PipelineError(f"the Kafka consumer failed: {error}") from error
 
     def _fetch(self, limit: int, wait: float) -> _Batch:
-        """Consumer thread: up to `limit` records (waiting at most `wait` for the first), the error that
-        stopped the batch (raised after its records went out), and whether the consumer reached its stop."""
+        """Consumer thread: up to `limit` records, waiting at most `wait` for the first (see `_Batch`).
+
+        Only that first call may poll Kafka (and so run rebalance callbacks); the others take what is
+        already fetched. So one snapshot of the partition epochs, taken after it, holds for the batch.
+        """
         consumer = self.consumer
-        out: list[_Fetched] = []
+        out: list[StreamRecord] = []
         error: BaseException | None = None
+        epochs: dict[PartitionKey, int] | None = None
         try:
             record = consumer.next_record(wait, include_end=True)
+            epochs = dict(self._epochs)
             while record is not None:
-                out.append((record, self._epochs.get((record.topic, record.partition), 0)))
+                out.append(record)
                 if len(out) >= limit:
                     break
                 record = consumer.next_record(0, include_end=True)  # only what is already fetched
         except Exception as exc:  # e.g. a bad record under on_bad_event="raise": after the good ones
             error = exc
-        return out, error, bool(getattr(consumer, "_stopped", False))
+        if epochs is None:
+            epochs = dict(self._epochs)
+        return out, epochs, error, bool(getattr(consumer, "_stopped", False))
 
     def _pause_now(self) -> None:
         self.consumer.pause()
@@ -374,7 +385,7 @@ class ConsumerSource:
     def _forget(self, keys: set[PartitionKey]) -> dict[PartitionKey, int]:
         """Event loop: drop held records of lost partitions; the run forgets them and says where they are."""
         before = len(self._held)
-        self._held = deque(f for f in self._held if _key(f[0]) not in keys)
+        self._held = deque(r for r in self._held if (r.topic, r.partition) not in keys)
         self.stats.dropped += before - len(self._held)
         self.stats.held = len(self._held)
         return self._run.revoke_partitions(keys) if self._run is not None else {}
@@ -422,7 +433,7 @@ class ConsumerSource:
         self._idle_since = time.monotonic()
         while True:
             while self._held:
-                record, _epoch = self._held.popleft()
+                record = self._held.popleft()
                 self.stats.held = len(self._held)
                 key = (record.topic, record.partition)
                 if record.proxy is None:  # END_OF_STREAM: a position only
@@ -438,8 +449,8 @@ class ConsumerSource:
             if self._ended:
                 return
             batch: _Batch = await self._call(self._fetch, self.max_held, self.poll_interval)
-            fetched, error, stopped = batch
-            self._accept(fetched)
+            fetched, epochs, error, stopped = batch
+            self._accept(fetched, epochs)
             self._pending_error = error
             now = time.monotonic()
             if fetched or not self._owned:  # idle time counts only while partitions are assigned
@@ -449,14 +460,16 @@ class ConsumerSource:
                 self._ended = True
             del fetched
 
-    def _accept(self, fetched: list[_Fetched]) -> None:
+    def _accept(self, fetched: list[StreamRecord], epochs: dict[PartitionKey, int]) -> None:
         """Event loop: hold fetched records, except those of partitions revoked since they were fetched."""
-        epochs = self._epochs
-        for item in fetched:
-            if epochs.get(_key(item[0]), 0) == item[1]:
-                self._held.append(item)
-            else:
-                self.stats.dropped += 1
+        now = self._epochs
+        moved = {key for key in now.keys() | epochs.keys() if now.get(key, 0) != epochs.get(key, 0)}
+        if not moved:
+            self._held.extend(fetched)
+        else:
+            kept = [r for r in fetched if (r.topic, r.partition) not in moved]
+            self._held.extend(kept)
+            self.stats.dropped += len(fetched) - len(kept)
         self.stats.fetched += len(fetched)
         self.stats.held = len(self._held)
         if self.stats.held > self.stats.max_held:
@@ -468,9 +481,8 @@ class ConsumerSource:
         if self._paused or self._closed:
             return
         self._paused = True
-        if self._thread is not None:
-            assert self._loop is not None
-            self._keepalive = self._loop.create_task(self._while_paused())
+        if self._loop is not None:
+            self._pause_timer = self._loop.call_later(self.pause_delay, self._pause_kafka)
 
     def resume(self) -> None:
         """The run drained: resume fetching (held records go out first)."""
@@ -478,20 +490,27 @@ class ConsumerSource:
             return
         self._paused = False
         self._idle_since = time.monotonic()
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()  # a short stall: Kafka never heard of it
+            self._pause_timer = None
         if self._keepalive is not None:
-            # A pause job not started yet is cancelled with it; one already done is undone just below.
             self._keepalive.cancel()
             self._keepalive = None
-        if self._thread is not None:
-            self._submit(self._resume_if_paused)
+            self._submit(self._resume_if_paused)  # after the pause job, whether it ran already or not
 
-    async def _while_paused(self) -> None:
-        """While the run is paused: pause the partitions in Kafka after `pause_delay`, then poll the group
-        every `poll_interval` (each poll returns at once: the consumer thread stays free for commits).
-        Cancelled by `resume()`."""
+    def _pause_kafka(self) -> None:
+        """Event loop, `pause_delay` after the run paused: pause the partitions, then keep polling."""
+        self._pause_timer = None
+        if not self._paused or self._closed or self._thread is None:
+            return
+        assert self._loop is not None
+        self._submit(self._pause_now)
+        self._keepalive = self._loop.create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        """While paused in Kafka: poll the group every `poll_interval` (each poll returns at once, so the
+        consumer thread stays free for commits). Cancelled by `resume()`."""
         try:
-            await asyncio.sleep(self.pause_delay)
-            await self._call(self._pause_now)
             while True:
                 await asyncio.sleep(self.poll_interval)
                 await self._call(self._poll_paused)
@@ -509,10 +528,6 @@ class ConsumerSource:
         epochs = self._epochs
         snapshot = {key: (offset, epochs.get(key, 0)) for key, offset in offsets.items()}
         await self._call(self._commit_now, snapshot)
-
-
-def _key(record: StreamRecord) -> PartitionKey:
-    return (record.topic, record.partition)
 
 
 def _rebalancing(exc: BaseException) -> bool:
