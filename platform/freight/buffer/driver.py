@@ -194,6 +194,9 @@ class ChunkIterator:
         self._dirty: set[TP] = set()  # partitions whose commit point may have moved since the last commit
         self._ready: dict[TP, None] = {}  # partitions that may have a chunk ready, oldest first
         self._start: dict[TP, int | None] = {}  # (re)opened partitions: where their first record must be
+        self._unsure: set[TP] = (
+            set()
+        )  # revoked before their first record: the client may resume them anywhere
         self._in_hand: TP | None = None  # partition of the chunk handed out last, until the next is asked for
         self._last_commit = time.monotonic()
         self._timed = policy.clock is not None
@@ -279,9 +282,11 @@ class ChunkIterator:
             )
             if offset is not None and metadata:
                 self._committed[tp] = (offset, metadata)
-            if offset is None and self._commits:
-                # Never committed: the group reads it from the beginning (auto.offset.reset=earliest).
+            if offset is None and tp in self._unsure:
+                # Never committed, and revoked before its first record arrived: the group reads it from
+                # the beginning (Freight's auto.offset.reset is "earliest"), wherever the client resumed.
                 offset = self.consumer.admin.watermarks(tp[0])[tp[1]][0]
+            self._unsure.discard(tp)
             self._start[tp] = offset
             self.stats.partitions_opened += 1
 
@@ -291,6 +296,7 @@ class ChunkIterator:
         back to this consumer at their old fetch position more often)."""
 
     def _on_revoke(self, partitions: list[TP]) -> None:
+        self._unsure |= {tp for tp in partitions if tp not in self._parts}
         gone = [tp for tp in partitions if tp in self._parts]
         if not gone:
             return
