@@ -227,8 +227,7 @@ class Evictor:
         started = time.monotonic()
         report = PassReport(started_ms=now_ms())
         selected = self.selected_policies(topics)
-        named = {g for p in selected for g in p.groups}
-        group_offsets = read_group_offsets(self.admin, named, self.group) if selected else {}
+        group_offsets = read_group_offsets(self.admin, selected, self.group) if selected else {}
         for policy in selected:
             if self.stop.is_set():
                 report.stopped = True
@@ -262,7 +261,7 @@ class Evictor:
     ) -> list[PartitionWatermark]:
         """The current watermark of each partition of `policy.topic`."""
         if group_offsets is None:
-            group_offsets = read_group_offsets(self.admin, policy.groups, self.group)
+            group_offsets = read_group_offsets(self.admin, [policy], self.group)
         return topic_watermarks(policy, self.admin.watermarks(policy.topic), group_offsets, self.group)
 
     def _run_topic(
@@ -395,8 +394,7 @@ class Evictor:
     ) -> list[TopicStatus]:
         """The eviction state of `topics` (default: every topic with a policy): `freight.eviction.status`."""
         selected = self.selected_policies(topics)
-        named = {g for p in selected for g in p.groups}
-        group_offsets = read_group_offsets(self.admin, named, self.group) if selected else {}
+        group_offsets = read_group_offsets(self.admin, selected, self.group) if selected else {}
         out = []
         for policy in selected:
             try:

@@ -87,6 +87,7 @@ class RangeReader:
         self._consumer = Consumer(conf)
         self._finished: set[TP] = set()
         self._paused: set[TP] = set()
+        self._known_topics: set[str] = set()
 
     def finish(self, tp: TP) -> None:
         """Stop reading `tp` (the caller will not use more of it in this read)."""
@@ -102,6 +103,11 @@ class RangeReader:
             return
         position = {tp: start for tp, (start, _end) in todo.items()}
         try:
+            # Partition leaders known before assigning: otherwise librdkafka's first fetch of a topic new to
+            # this consumer waits about a second for its metadata.
+            for topic in {t for t, _ in todo} - self._known_topics:
+                self._consumer.list_topics(topic, timeout=10)
+                self._known_topics.add(topic)
             self._consumer.assign([TopicPartition(t, p, s) for (t, p), (s, _e) in todo.items()])
         except KafkaException as exc:
             raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "assign partitions") from exc

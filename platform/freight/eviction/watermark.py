@@ -144,17 +144,21 @@ def topic_watermarks(
 
 
 def read_group_offsets(
-    admin: KafkaAdmin, named: Iterable[str] = (), evictor_group: str = EVICTOR_GROUP
+    admin: KafkaAdmin, policies: Iterable[RetentionPolicy], evictor_group: str = EVICTOR_GROUP
 ) -> dict[str, dict[tuple[str, int], int]]:
-    """Committed offsets of every group on the cluster (Freight's own skipped) plus the `named` ones.
+    """Committed offsets of the groups these policies may retain for: the named ones, plus every group on
+    the cluster (Freight's own skipped) when a policy retains for all committed groups.
 
     One admin call per group; a named group the cluster does not know has committed nothing.
     """
-    wanted = set(named)
+    chosen = list(policies)
+    named = {g for p in chosen for g in p.groups}
+    everyone = any(p.all_committed_groups for p in chosen)
+    known = admin.list_groups()
     out: dict[str, dict[tuple[str, int], int]] = {}
-    for group in admin.list_groups():
-        if group in wanted or not is_internal_group(group, evictor_group):
+    for group in known:
+        if group in named or (everyone and not is_internal_group(group, evictor_group)):
             out[group] = admin.committed(group)
-    for group in wanted:
+    for group in named:
         out.setdefault(group, {})
     return out
