@@ -72,7 +72,7 @@ def _grouped(
     ax.legend(fontsize=7)
 
 
-def _lines(ax: Any, sc: dict[str, Any], key: str, xlabel: str, per_group: bool) -> None:
+def _lines(ax: Any, sc: dict[str, Any], key: str, xlabel: str, per_group: bool, cpus: int) -> None:
     rows = sorted(_shown(sc["results"]), key=lambda r: r["extra"][key])
     xs = [r["extra"][key] for r in rows]
     ax.errorbar(
@@ -81,8 +81,9 @@ def _lines(ax: Any, sc: dict[str, Any], key: str, xlabel: str, per_group: bool) 
     if per_group:
         each = [statistics.median(r["extra"]["per_group_median"]) for r in rows]
         ax.plot(xs, each, marker="s", ls="--", label="each group (median)")
-    elif rows:
-        ax.plot(xs, [rows[0]["median"] * x / xs[0] for x in xs], ls=":", color="gray", label="linear")
+    elif rows:  # the ideal: linear while there is a core per process
+        ideal = [rows[0]["median"] * min(x, cpus) / xs[0] for x in xs]
+        ax.plot(xs, ideal, ls=":", color="gray", label=f"linear up to {cpus} cores")
     ax.set_xticks(xs)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(sc["unit"])
@@ -95,7 +96,7 @@ def _size_of(row: Row) -> str:
     return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size / 1024:g} KiB"
 
 
-def _draw(name: str, ax: Any, sc: dict[str, Any]) -> None:
+def _draw(name: str, ax: Any, sc: dict[str, Any], cpus: int) -> None:
     if name == "small":
         _bars(ax, sc, log=True)
     elif name == "bulk":
@@ -103,9 +104,9 @@ def _draw(name: str, ax: Any, sc: dict[str, Any]) -> None:
     elif name == "latency":
         _grouped(ax, sc, lambda r: r["subject"].split()[-1], lambda r: r["subject"].split()[0])
     elif name == "fanout":
-        _lines(ax, sc, "groups", "consumer groups", per_group=True)
+        _lines(ax, sc, "groups", "consumer groups", per_group=True, cpus=cpus)
     elif name == "scaling":
-        _lines(ax, sc, "partitions", "partitions = consumer processes", per_group=False)
+        _lines(ax, sc, "partitions", "partitions = consumer processes", per_group=False, cpus=cpus)
     else:
         _bars(ax, sc)
     ax.set_title(sc["title"], fontsize=9)
@@ -126,9 +127,10 @@ def write_plots(doc: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     )
     paths: dict[str, Path] = {}
     scenarios = doc["scenarios"]
+    cpus = int(m.get("cpus") or 1)
     for name, sc in scenarios.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        _draw(name, ax, sc)
+        _draw(name, ax, sc, cpus)
         fig.text(0.01, 0.005, footer, fontsize=6, color="gray")
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths[name] = out_dir / f"{name}.png"
@@ -140,7 +142,7 @@ def write_plots(doc: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
         flat = [a for row in axes for a in row]
         for ax, (name, sc) in zip(flat, scenarios.items(), strict=False):
-            _draw(name, ax, sc)
+            _draw(name, ax, sc, cpus)
         for ax in flat[len(scenarios) :]:
             ax.axis("off")
         fig.suptitle(

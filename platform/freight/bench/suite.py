@@ -134,7 +134,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": confluent_kafka.__version__,
         "librdkafka": confluent_kafka.libversion()[0],
         "numpy": numpy.__version__,
     }
@@ -222,7 +222,39 @@ def run_suite(
     out_dir.mkdir(parents=True, exist_ok=True)
     doc["plots"] = {name: path.name for name, path in write_plots(doc, out_dir).items()}
     (out_dir / "results.json").write_text(json.dumps(doc, indent=2))
+    (out_dir / "results.md").write_text(markdown(doc))
     return doc
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}" if abs(x) < 10 else f"{x:,.1f}"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The run as Markdown (the README's Benchmarks table): one table, then each scenario's setup."""
+    m = doc["machine"]
+    lines = [
+        f"`{doc['command']}` on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
+        f"confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}), "
+        f"ProxyStore {m['proxystore']}; "
+        f"load average {m['load_average_start'][0]} at the start, {m['load_average_end'][0]} at the end; "
+        f"{doc['options']['repetitions']} repetition(s) per figure; commit {m['git_commit']}, "
+        f"{doc['started_at']}.",
+        "",
+        "| scenario | subject | median | min - max | unit | vs (same run) | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, sc in doc["scenarios"].items():
+        for r in sc["results"]:
+            ratio = "" if r["ratio"] is None else f"**{r['ratio']:.2f}x**"
+            spread = f"{_num(r['minimum'])} - {_num(r['maximum'])}"
+            lines.append(
+                f"| {name} | {r['subject']} | {_num(r['median'])} | {spread} | {r['unit']} "
+                f"| {r['baseline'] or ''} | {ratio} |"
+            )
+    lines += ["", "Setup of each scenario:", ""]
+    lines += [f"- **{name}** ({sc['title']}): {sc['setup']}." for name, sc in doc["scenarios"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def print_tables(doc: dict[str, Any]) -> None:

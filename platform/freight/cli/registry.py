@@ -32,7 +32,7 @@ def serve_cmd(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     json_: Annotated[bool, typer.Option("--json", help="Log one JSON line per event for scripts.")] = False,
 ) -> None:
-    """Replay the state topic, then serve the registry API until interrupted (SIGINT/SIGTERM)."""
+    """Replay the state topic, then serve the registry API and /metrics until interrupted (SIGINT/SIGTERM)."""
     from pydantic import SecretStr, ValidationError
 
     from freight.config import load_settings
