@@ -15,6 +15,7 @@ S3 is FREIGHT_S3_ENDPOINT_URL or a moto server started for the run. Timings are 
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import threading
@@ -319,12 +320,11 @@ def register(app: typer.Typer) -> None:
             for kind in ("file", "s3"):
                 if kind in chosen:
                     task = progress.add_task(f"evict {n} objects ({kind})", total=reps + 1)
-                    rows += with_ratios(
-                        bench_rate(
-                            settings, kind, n, size, reps, batch_size, lambda t=task: progress.advance(t)
-                        )
-                    )
+                    tick = functools.partial(progress.advance, task)
+                    rows += with_ratios(bench_rate(settings, kind, n, size, reps, batch_size, tick))
             if "lag" in chosen:
                 task = progress.add_task(f"lag under load ({rate:g}/s)", total=int(lag_s * 10))
-                rows += bench_lag(settings, rate, lag_s, interval, size, lambda: progress.advance(task))
+                rows += bench_lag(
+                    settings, rate, lag_s, interval, size, functools.partial(progress.advance, task)
+                )
         report("freight bench eviction", rows, out=out, as_json=json_)
