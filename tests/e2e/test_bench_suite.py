@@ -75,6 +75,9 @@ def test_bench_suite_writes_results_json_and_plots(
     assert any(s.startswith("raw file") for s in bulk) and any(s.startswith("proxystore") for s in bulk)
     assert any(r["ratio"] is not None for r in doc["scenarios"]["small"]["results"])
 
+    table = (out / "results.md").read_text()
+    assert "| scenario | subject | median |" in table and "Setup of each scenario" in table
+
     assert set(doc["plots"]) == SCENARIOS | {"summary"}
     for name in doc["plots"].values():
         width, height = png_size(out / name)
