@@ -69,11 +69,25 @@ def new_topic(settings: FreightSettings, prefix: str, partitions: int = 1) -> st
 
 
 def drop_topics(settings: FreightSettings, *topics: str) -> None:
-    """Delete benchmark topics (best effort: a leftover topic is only clutter)."""
-    from freight.kafka import KafkaAdmin
+    """Delete benchmark topics and remove their stores (`bench-<topic>`) from the store catalog.
 
+    Best effort: a leftover is only clutter. A catalog entry is removed by a tombstone (compaction keeps
+    none of it), so `freight status` does not list the stores of finished runs.
+    """
+    from confluent_kafka import KafkaException, Producer
+
+    from freight.kafka import KafkaAdmin, producer_config
+    from freight.stream.catalog import STORES_TOPIC
+
+    admin = KafkaAdmin(settings)
     with contextlib.suppress(FreightError):
-        KafkaAdmin(settings).delete_topics(list(topics))
+        admin.delete_topics(list(topics))
+    with contextlib.suppress(FreightError, KafkaException, BufferError):
+        if admin.topic_exists(STORES_TOPIC):
+            producer = Producer(producer_config(settings, {"linger.ms": 0}))
+            for topic in topics:
+                producer.produce(STORES_TOPIC, key=f"bench-{topic}".encode(), value=None)
+            producer.flush(10)
 
 
 def streams_for_partitions(partitions: int, per_partition: int) -> list[str]:
