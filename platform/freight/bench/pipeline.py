@@ -14,8 +14,9 @@
 4. Dask over proxies: 1 MiB float64 arrays written to a file store, their events read by a StreamConsumer,
    and a stage that sorts each array (calibrated to ~`--task-ms` on one core) dispatched to a `LocalCluster`
    of 1, 2, 4 worker processes (items/s, the same figure as MiB/s). The dispatcher passes proxies only;
-   `extra.dispatcher_bytes_read` is what this process read from the store meanwhile (0). Next to it, the
-   same work in this process without Dask.
+   `extra.dispatcher_bytes_read` is what this process read from the store meanwhile (0). Next to it: the
+   same work in this process without Dask, and Dask's own ceiling, one `client.map` over the same (boxed)
+   proxies with no pipeline and no commits.
 5. With `--cpu-dask`, part 1's scenario: a CPU-bound pure-Python stage (~`--task-ms` on one core) on Dask.
 """
 
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from freight.pipeline import ConsumerSource, DaskExecutor, MemorySource, Pipeline, batch_stage, stage
+from freight.pipeline.dask import _Box, _call_boxed
 
 if TYPE_CHECKING:
     from freight.bench._common import Measurement
@@ -394,10 +396,11 @@ def calibrate_sorts(task_ms: float) -> int:
     import numpy as np
 
     values = np.random.default_rng(1).random((1 << 20) // 8)
+    np.sort(values)  # warm up
     t0 = time.perf_counter()
-    for _ in range(5):
+    for _ in range(10):
         np.sort(values)
-    one_ms = (time.perf_counter() - t0) / 5 * 1000
+    one_ms = (time.perf_counter() - t0) / 10 * 1000
     return max(1, round(task_ms / one_ms))
 
 
@@ -433,6 +436,7 @@ def dask_proxies(
     rng = np.random.default_rng(0)
     samples: dict[str, list[float]] = {}
     dispatcher_read: dict[str, int] = {}
+    clients: dict[str, Any] = {}
     local = "this process, no Dask (resolves here)"
 
     def group() -> str:
@@ -473,6 +477,8 @@ def dask_proxies(
             stages[subject] = work
             samples[subject] = []
             dispatcher_read[subject] = 0
+            clients[subject] = client
+            samples[f"{subject}, client.map"] = []
         samples[local] = []
         try:
             for _ in range(repetitions):
@@ -486,6 +492,15 @@ def dask_proxies(
                     if len(results) != n:
                         raise RuntimeError(f"{subject} processed {len(results)} of {n} items")
                     samples[subject].append(n / elapsed)
+                    # Dask's own ceiling: the same proxies, boxed, one client.map (no pipeline, no commits).
+                    with consumer(topic) as c:
+                        boxes: list[_Box] = []
+                        while len(boxes) < n:
+                            boxes += [_Box(r.proxy) for r in _take(c, n - len(boxes)) if r.proxy is not None]
+                    client = clients[subject]
+                    t0 = time.perf_counter()
+                    client.gather(client.map(_call_boxed, [task] * len(boxes), boxes, pure=False))
+                    samples[f"{subject}, client.map"].append(len(boxes) / (time.perf_counter() - t0))
                 with consumer(topic) as c:
                     t0 = time.perf_counter()
                     done = 0
@@ -514,6 +529,8 @@ def dask_proxies(
                 dispatcher_bytes_read=dispatcher_read[subject],
             )
         )
+        reference = f"{subject}, client.map"
+        rows.append(_row(scenario, reference, "items/s", samples[reference], None, items=n, workers=count))
     return with_ratios(rows, higher_is_better=True)
 
 
