@@ -362,3 +362,54 @@ def test_a_member_joining_mid_run_takes_partitions_without_losing_or_regressing(
         assert all(after.get(k, 0) >= v for k, v in before.items()), "a commit moved backwards"
     ends = {(topic, p): high for p, (_low, high) in admin.watermarks(topic).items()}
     assert history[-1] == ends  # past every item and end-of-stream marker
+
+
+def test_a_bad_record_stops_the_run_after_the_items_before_it(
+    stream_settings: FreightSettings,
+    make_topic: Callable[..., str],
+    make_producer: Callable[..., Any],
+    file_store: Any,
+    group_id: str,
+) -> None:
+    from confluent_kafka import Producer
+
+    from freight.errors import EventDecodeError
+    from freight.kafka import producer_config
+
+    topic = make_topic(partitions=1)
+    producer = make_producer({None: file_store}, inline_threshold=1024)
+    for i in range(10):
+        producer.send(topic, f"a{i}".encode(), stream="s")
+    producer.flush()
+    raw = Producer(producer_config(stream_settings))
+    raw.produce(topic, key=b"s", value=b"\x01not-avro")  # offset 10
+    raw.flush(10)
+    for i in range(5):
+        producer.send(topic, f"b{i}".encode(), stream="s")
+    producer.flush()
+
+    @stage(concurrency=4)
+    async def read(proxy: Any) -> bytes:
+        return bytes(extract(proxy))
+
+    async def main(on_bad_event: Any, seen: list[bytes]) -> None:
+        with StreamConsumer(
+            topic,
+            group_id,
+            settings=stream_settings,
+            auto_commit=False,
+            until_high_watermark=True,
+            on_bad_event=on_bad_event,
+        ) as consumer:
+            async for data in read(consumer, commit_interval=0):
+                seen.append(data)
+
+    seen: list[bytes] = []
+    with pytest.raises(EventDecodeError, match="offset 10"):
+        asyncio.run(main("raise", seen))
+    assert seen == [f"a{i}".encode() for i in range(10)]  # every item before it, in order
+    assert KafkaAdmin(stream_settings).committed(group_id, topic) == {(topic, 0): 10}  # not past it
+    rest: list[bytes] = []
+    asyncio.run(main("skip", rest))  # a restart that skips it goes on from there
+    assert rest == [f"b{i}".encode() for i in range(5)]
+    assert KafkaAdmin(stream_settings).committed(group_id, topic) == {(topic, 0): 16}

@@ -173,3 +173,45 @@ def test_consumer_source_rejects_what_is_not_a_stream_consumer() -> None:
     with pytest.raises(ConfigError, match="pause_delay"):
         ConsumerSource(Looks(), pause_delay=-1)  # type: ignore[arg-type]
     assert ConsumerSource(Looks()).max_held == 10  # type: ignore[arg-type]
+
+
+class BrokenInputError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["ordered", "as_completed"])
+def test_a_failing_source_ends_the_input_there_and_raises_after_the_items_before_it(mode: str) -> None:
+    committed: dict[PartitionKey, int] = {}
+
+    class Source:
+        async def _items(self) -> AsyncIterator[SourceItem[int]]:
+            for offset in range(6):
+                yield SourceItem(offset, A, offset)
+            raise BrokenInputError("bad record at offset 6")
+
+        def __aiter__(self) -> AsyncIterator[SourceItem[int]]:
+            return self._items()
+
+        def pause(self) -> None:
+            pass
+
+        def resume(self) -> None:
+            pass
+
+        async def commit(self, offsets: Mapping[PartitionKey, int]) -> None:
+            committed.update(offsets)
+
+    @stage(concurrency=3)
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.002 * (6 - x))  # the first items finish last
+        return x
+
+    seen: list[int] = []
+
+    async def main() -> None:
+        async for x in slow(Source(), mode=mode):  # type: ignore[arg-type]
+            seen.append(x)
+
+    with pytest.raises(BrokenInputError, match="offset 6"):
+        asyncio.run(main())
+    assert sorted(seen) == list(range(6)) and committed == {A: 6}

@@ -17,6 +17,9 @@ one past the contiguous done prefix (coalesced over `commit_interval`), and a fi
 ends, however it ends. A commit never runs concurrently with another, so committed offsets only move forward.
 Marker items (END_OF_STREAM events) are done on arrival, so the commit can move past them.
 
+A source that raises (a bad record, a broker error) ends the input at that point: the items admitted
+before it run to the end and are yielded (and committed), then the run raises the source's error.
+
 Sources. An `AttachableSource` (the Kafka `ConsumerSource`) is attached when the run starts and detached after
 the final commit; through `revoke_partitions` it makes the run forget partitions lost in a rebalance (their
 items in flight still finish, but are not committed by this run). A source with `default_dead_letter()`
@@ -166,6 +169,7 @@ class PipelineRun(Generic[Out]):
         self._ended = False
         self._fail_seq: int | None = None  # ordered mode: the earliest item that failed under `fail`
         self._pending_error: StageError | None = None
+        self._source_error: Exception | None = None  # raised once the items admitted before it are done
         self._error: BaseException | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reader: asyncio.Task[Any] | None = None
@@ -362,6 +366,9 @@ class PipelineRun(Generic[Out]):
                     item = await anext(iterator)
                 except StopAsyncIteration:
                     break
+                except Exception as exc:  # the input failed here: finish what came before, then raise it
+                    self._source_error = exc
+                    break
                 if item.marker:
                     self._pass_marker(item)
                 else:
@@ -423,7 +430,11 @@ class PipelineRun(Generic[Out]):
             and self._fail_seq is None
         ):
             self._ended = True
-            self._output.put_nowait(_END)
+            if self._source_error is not None:
+                self._error = self._source_error
+                self._output.put_nowait(_FAILED)
+            else:
+                self._output.put_nowait(_END)
 
     # -- moving items between stages -----------------------------------------------------------------
 
