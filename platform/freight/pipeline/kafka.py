@@ -122,9 +122,11 @@ class ConsumerSource:
     the longest a commit or the end of the run waits for a fetch in progress), and the period of keep-alive
     polls while paused. `idle_timeout`: end the input after this many seconds without a record while not
     paused and with partitions assigned (default: the consumer's own; None: until its stop condition or
-    forever). `revoke_timeout`: how
-    long a rebalance waits for the event loop to hand over the revoked partitions' done prefixes.
-    `close_consumer`: close the consumer when the run ends.
+    forever). `revoke_timeout`: how long a rebalance waits for the event loop to hand over the revoked
+    partitions' done prefixes. `close_consumer`: close the consumer when the run ends.
+
+    Close the run (`async with pipeline(consumer) as run`, or iterate it to the end) before the consumer:
+    until then the consumer belongs to the run's consumer thread.
     """
 
     def __init__(
