@@ -155,6 +155,8 @@ class StreamBuffer:
 
     def low_watermark(self) -> int | None:
         """Smallest Kafka offset of a retained item or of an unconsumed END_OF_STREAM; None when none."""
+        if self._ordered and not self._ahead and self._end_offset is None:  # the common case
+            return self._items[0].offset if self._items else None
         items = self._items[:1] if self._ordered else self._items  # ordered: the first offset is the smallest
         offsets = [it.offset for it in items if it.offset is not None]
         offsets.extend(it.offset for it in self._ahead.values() if it.offset is not None)

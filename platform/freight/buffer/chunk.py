@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BufferItem:
-    """One stream item fed to a `StreamBuffer`.
+    """One stream item fed to a `StreamBuffer` (treat it as a value: it is not frozen only because a frozen
+    dataclass costs a slow `object.__setattr__` per field, and one is built per consumed record).
 
     `sequence` is the item's position in its stream (0-based, no gaps), `offset` and `partition` the Kafka
     coordinates of its record (None when the item did not come from Kafka: such items never hold back a

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from freight.buffer.buffer import StreamBuffer
+from freight.buffer.buffer import ResumeState, StreamBuffer
 from freight.buffer.chunk import BufferItem, StreamChunk
 from freight.buffer.policies import ChunkPolicy
 from freight.buffer.watermark import (
@@ -49,11 +49,13 @@ class PartitionBuffers:
         self.policy = policy
         self.metadata_limit = metadata_limit
         self.watermark = PartitionWatermark(topic, partition)
+        self._buffers = self.watermark.buffers  # the watermark's own dict (read here on the hot path)
         for buf, last in restore_buffers(decode_resume(committed_metadata, policy), policy):
             self.watermark.track(buf, last)
         self._candidates: dict[str, None] = {}  # streams that may have a chunk ready, in first-touched order
         self._timed = policy.clock is not None
-        self._unpopped: Unpopped | None = None  # the last popped stream as it was before that pop
+        # The last popped stream as it was before that pop: stream, chunk index, sequence, low watermark.
+        self._unpopped: tuple[str, int, int, int | None] | None = None
 
     @property
     def buffers(self) -> Mapping[str, StreamBuffer]:
@@ -62,7 +64,7 @@ class PartitionBuffers:
 
     def buffer(self, stream: str) -> StreamBuffer:
         """The stream's buffer, created on first use."""
-        buf = self.watermark.buffers.get(stream)
+        buf = self._buffers.get(stream)
         if buf is None:
             buf = StreamBuffer(stream, self.policy)
             self.watermark.track(buf)
@@ -73,7 +75,8 @@ class PartitionBuffers:
         self._unpopped = None
         if item.offset is not None:
             self.watermark.observe(item.offset, stream)
-        accepted = self.buffer(stream).put(item)
+        buf = self._buffers.get(stream)
+        accepted = (buf if buf is not None else self.buffer(stream)).put(item)
         if accepted:
             self._candidates[stream] = None
         return accepted
@@ -93,14 +96,18 @@ class PartitionBuffers:
 
     def pop_ready(self, now: float | None = None) -> StreamChunk | None:
         """Pop one ready chunk of any stream (streams in the order they were first touched), or None."""
-        buffers = self.watermark.buffers
-        for stream in list(self._candidates):
+        candidates = self._candidates
+        if not candidates:
+            return None
+        buffers = self._buffers
+        for stream in list(candidates):
             buf = buffers.get(stream)
             if buf is None:
                 del self._candidates[stream]
                 continue
             if buf.has_chunk_ready(now):
-                self._unpopped = Unpopped(stream, buf.resume_state(), buf.low_watermark())
+                # Cheap to note on every pop; made into an `Unpopped` only when asked for.
+                self._unpopped = (stream, buf.next_chunk_index, buf.next_sequence, buf.low_watermark())
                 return buf.pop_chunk(now)
             if not (self._timed and buf.pending_items):
                 del self._candidates[stream]
@@ -131,5 +138,6 @@ class PartitionBuffers:
         `unpop_last=True`: as if the chunk popped last (with nothing fed since) were still in its buffer, for
         a commit while that chunk is still being processed; it is then redelivered after a restart.
         """
-        unpopped = self._unpopped if unpop_last else None
+        last = self._unpopped if unpop_last else None
+        unpopped = None if last is None else Unpopped(last[0], ResumeState(last[1], last[2]), last[3])
         return self.watermark.commit_point(self.policy, limit=self.metadata_limit, unpopped=unpopped)
