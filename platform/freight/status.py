@@ -105,8 +105,6 @@ class Watermark:
     groups: list[str] = field(default_factory=list)
     source: str = "min-committed"
     checkpoint: int | None = None
-    held_objects: int | None = None
-    held_bytes: int | None = None
     blocking: list[str] = field(default_factory=list)
 
     @property
@@ -170,7 +168,6 @@ class StatusOptions:
     store_seconds: float = 2.0  # ... or after this long
     stores: bool = True
     store_names: list[str] | None = None  # only these stores; None: all in the catalog
-    eviction_scan: int = 10_000  # events read per partition to count the objects the evictor holds
 
 
 # -- services --------------------------------------------------------------------------------------------
@@ -447,25 +444,27 @@ def _stores(settings: FreightSettings, options: StatusOptions) -> list[StoreStat
 # -- eviction --------------------------------------------------------------------------------------------
 
 
-def _evictor_marks(settings: FreightSettings, visible: set[str], scan_limit: int) -> EvictionStatus:
-    """The evictor's own status of every topic that has a retention policy (freight.eviction)."""
-    from freight.eviction.evictor import Evictor
-    from freight.kafka import KafkaAdmin
+def _evictor_marks(settings: FreightSettings, visible: set[str]) -> EvictionStatus:
+    """The evictor's view of each topic with a retention policy (`freight.eviction.summary`: no scan)."""
+    from freight.eviction import summary
 
     out = EvictionStatus("")
-    evictor = Evictor(settings, admin=KafkaAdmin(settings))
-    for topic in evictor.status(list_stores=False, scan_limit=scan_limit):
-        if topic.topic not in visible:
+    for topic in summary(settings)["topics"]:
+        if topic["topic"] not in visible:
             continue
-        out.policies[topic.topic] = topic.policy
-        if topic.error:
-            out.error = f"{topic.topic}: {topic.error}"
-        for p in topic.partitions:
+        out.policies[topic["topic"]] = topic["policy"]
+        if topic.get("error"):
+            out.error = f"{topic['topic']}: {topic['error']}"
+        for p in topic["partitions"]:
             mark = Watermark(
-                topic.topic, p.partition, p.watermark, p.low, [g.group for g in p.groups], "policy"
+                topic["topic"],
+                p["partition"],
+                p["watermark"],
+                p["low"],
+                [g["group"] for g in p["groups"]],
+                "policy",
             )
-            mark.checkpoint, mark.blocking = p.checkpoint, list(p.blocking)
-            mark.held_objects, mark.held_bytes = p.held_objects, p.held_bytes
+            mark.checkpoint, mark.blocking = p["checkpoint"], list(p["blocking"])
             out.watermarks.append(mark)
     return out
 
@@ -483,7 +482,7 @@ def _eviction(
     status = EvictionStatus("")
     if POLICIES_TOPIC in report.all_topics and report.registry.ok:
         try:
-            status = _evictor_marks(settings, visible, options.eviction_scan)
+            status = _evictor_marks(settings, visible)
         except Exception as exc:  # the evictor's view is optional; the fallback below still shows offsets
             status.error = f"cannot read the evictor's state: {type(exc).__name__}: {exc}"
     by_tp: dict[tuple[str, int], Watermark] = {}
