@@ -244,9 +244,11 @@ def test_bad_inputs_are_clear_errors(
     with Evictor(stream_settings, stores=[file_store]) as evictor:
         with pytest.raises(ConfigError, match=r"has no retention policy.*freight evict policy set"):
             evictor.run_once([topic])
-        PolicyStore(stream_settings).put(RetentionPolicy(topic=f"{topic}-missing"))
+        policies = PolicyStore(stream_settings)
+        policies.put(RetentionPolicy(topic=f"{topic}-missing"))
         report = evictor.run_once([f"{topic}-missing"])
         assert "does not exist" in (report.topics[0].error or "")
+        assert policies.delete(f"{topic}-missing") and not policies.delete(f"{topic}-missing")
     with pytest.raises(ConfigError, match="names no group"):
         RetentionPolicy.build(topic=topic, all_committed_groups=False)
     down = FreightSettings(

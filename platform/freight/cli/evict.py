@@ -359,6 +359,8 @@ def _serve(
             err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
 
     with _stop_on_signals(stop), _evictor(settings, admin, group, batch_size, stop) as evictor:
+        if topics:
+            evictor.selected_policies(topics)  # a topic without a policy is an error now, not every pass
         if not json_:
             console.print(
                 f"evictor serving {', '.join(topics) if topics else 'every topic with a policy'} every "

@@ -320,35 +320,39 @@ class Evictor:
 
         interrupted = False
         waiting: set[TP] = set()
-        for records in self.reader.read(ranges, batch=max(self.batch_size, 100)):
-            now = now_ms()
-            for rec in records:
-                tp = (rec.topic, rec.partition)
-                if tp in waiting:
-                    continue
-                part = parts[tp]
-                part.events += 1
-                action = decide(rec.event, now, min_age_ms)
-                if action is Action.WAIT:
-                    waiting.add(tp)
-                    part.waiting_at = rec.offset
-                    self.reader.finish(tp)
-                    continue
-                if rec.event is not None and rec.event.object is not None:
-                    ref = rec.event.object
-                    stores_seen.setdefault(tp, set()).add(ref.store)
-                    if action is Action.DELETE:
-                        batch.add(ref.store, ref.key, ref.size, tp)
-                    elif action is Action.KEEP:
-                        self.ledger.record(rec.topic, rec.partition, rec.offset, rec.event)
-                        part.kept += 1
-                progress[tp] = rec.offset + 1
-                batch.handled_since_commit += 1
-                if batch.count >= self.batch_size or batch.handled_since_commit >= 10 * self.batch_size:
-                    flush()
-            if self.stop.is_set():
-                interrupted = True
-                break
+        batches = self.reader.read(ranges, batch=max(self.batch_size, 100))
+        try:
+            for records in batches:
+                now = now_ms()
+                for rec in records:
+                    tp = (rec.topic, rec.partition)
+                    if tp in waiting:
+                        continue
+                    part = parts[tp]
+                    part.events += 1
+                    action = decide(rec.event, now, min_age_ms)
+                    if action is Action.WAIT:
+                        waiting.add(tp)
+                        part.waiting_at = rec.offset
+                        self.reader.finish(tp)
+                        continue
+                    if rec.event is not None and rec.event.object is not None:
+                        ref = rec.event.object
+                        stores_seen.setdefault(tp, set()).add(ref.store)
+                        if action is Action.DELETE:
+                            batch.add(ref.store, ref.key, ref.size, tp)
+                        elif action is Action.KEEP:
+                            self.ledger.record(rec.topic, rec.partition, rec.offset, rec.event)
+                            part.kept += 1
+                    progress[tp] = rec.offset + 1
+                    batch.handled_since_commit += 1
+                    if batch.count >= self.batch_size or batch.handled_since_commit >= 10 * self.batch_size:
+                        flush()
+                if self.stop.is_set():
+                    interrupted = True
+                    break
+        finally:
+            batches.close()  # unassigns at once, also when stopping early
         if not interrupted:
             for tp, (_start, end) in ranges.items():
                 if tp not in waiting:
@@ -431,8 +435,8 @@ class Evictor:
     ) -> None:
         """Run passes every `interval_s` until `stop` is set (a pass in progress finishes its batch first).
 
-        Orphan sweeps run every `orphan_interval_s` (None: never). A broker outage is logged and retried at
-        the next interval instead of ending the service.
+        Orphan sweeps run every `orphan_interval_s` (None: never). A failed pass (a broker outage, a policy
+        deleted meanwhile) is logged and retried at the next interval instead of ending the service.
         """
         if interval_s <= 0:
             raise ConfigError(f"the evictor interval must be positive, got {interval_s:g}s")
@@ -443,7 +447,7 @@ class Evictor:
             sweep = orphan_interval_s is not None and began >= next_sweep
             try:
                 report = self.run_once(chosen, orphans=sweep)
-            except ServiceUnavailableError as exc:
+            except FreightError as exc:  # broker down, a policy deleted meanwhile: retry next time
                 log.warning("evictor pass failed, retrying in %gs: %s", interval_s, exc)
                 report = PassReport(started_ms=now_ms(), topics=[TopicReport("*", error=str(exc))])
             if sweep and orphan_interval_s is not None:
