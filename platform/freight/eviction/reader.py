@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -95,7 +95,7 @@ class RangeReader:
 
     def read(
         self, ranges: Mapping[TP, tuple[int, int]], *, batch: int = 500, stall_s: float = 60.0
-    ) -> Iterator[list[LogRecord]]:
+    ) -> Generator[list[LogRecord], None, None]:
         """Batches of records of `ranges` (tp -> [start, end)), in offset order per partition."""
         todo = {tp: se for tp, se in ranges.items() if se[0] < se[1]}
         self._finished = set()
