@@ -239,12 +239,13 @@ def _unary(op: Callable[[Any], Any]) -> Callable[[Proxy], Any]:
     return forward
 
 
-for _name, _uop in {
+_UNARY: dict[str, Callable[[Any], Any]] = {
     "neg": operator.neg,
     "pos": operator.pos,
     "abs": operator.abs,
     "invert": operator.invert,
-}.items():
+}
+for _name, _uop in _UNARY.items():
     setattr(Proxy, f"__{_name}__", _unary(_uop))
 
 
