@@ -47,6 +47,37 @@ class ProxyRef:
         return f"topic {self.topic!r} partition {self.partition} offset {self.offset}"
 
 
+class _MissingObjectError(ObjectEvictedError):
+    """An object missing from its store; the message says why, asking Kafka only when it is read.
+
+    The explanation (evicted by policy at which checkpoint, an on-resolve object already resolved, a lost
+    write) costs a Kafka round trip, so consumers that skip evicted items (`skip_evicted`) never pay it.
+    """
+
+    def __init__(self, ref: ProxyRef) -> None:
+        super().__init__(ref.where())
+        self.ref = ref
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            ref = self.ref
+            try:
+                from freight.config import load_settings
+                from freight.eviction import explain_missing
+
+                settings = load_settings(kafka_bootstrap=ref.bootstrap, schema_registry_url=ref.registry_url)
+                why = explain_missing(ref.topic, ref.partition, ref.offset, ref.eviction, settings=settings)
+            except Exception:  # Kafka unreachable: say what is certain
+                why = "it was evicted, or its write was lost"
+            self._text = (
+                f"the object of {ref.where()} (store {ref.store!r}, key {ref.key!r}) is not in its store: "
+                f"{why}. Replays can only resolve objects still retained; set a retention policy that keeps "
+                "them (`freight evict policy set`), or skip evicted items (skip_evicted=True)."
+            )
+        return self._text
+
+
 def _resolve_ref(ref: ProxyRef) -> Any:
     """Fetch and deserialize the object of `ref` (honouring ON_RESOLVE eviction)."""
     from freight.stream.resolver import default_resolver
@@ -57,14 +88,8 @@ def _resolve_ref(ref: ProxyRef) -> Any:
     store = default_resolver().store(ref.store, bootstrap=ref.bootstrap, registry_url=ref.registry_url)
     try:
         obj = store.get(ref.key, checksum=ref.checksum, mmap=True)  # zero-copy where the store can map
-    except ObjectEvictedError:
-        raise
     except ObjectNotFoundError as exc:
-        raise ObjectEvictedError(
-            f"the object of {ref.where()} (store {ref.store!r}, key {ref.key!r}) is not in its store: it was "
-            "evicted (or its write was lost). Replays can only resolve objects still retained; set a "
-            "retention policy that keeps them, or skip evicted items (skip_evicted=True)."
-        ) from exc
+        raise _MissingObjectError(ref) from exc
     if ref.eviction is EvictionMode.ON_RESOLVE:
         store.evict(ref.key)
     return obj
