@@ -258,6 +258,8 @@ def test_on_resolve_eviction_deletes_after_first_resolve(
             ObjectEvictedError, match=rf"topic '{topic}' partition 0 offset 0.*{re.escape(key)}"
         ):
             extract(again)
+        with pytest.raises(ObjectEvictedError, match="an on-resolve object: its first resolve deleted it"):
+            extract(pickle.loads(pickle.dumps(again)))
 
 
 def test_proxies_are_lazy_transparent_and_pickle_small(
