@@ -17,6 +17,7 @@ import builtins
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import hashlib
 import mmap
 import os
@@ -44,7 +45,7 @@ from freight.connectors.protocol import (
     blob_items,
     flat_view,
 )
-from freight.errors import ConfigError, ObjectNotFoundError, StoreError
+from freight.errors import ConfigError, ObjectNotFoundError, StoreAccessError, StoreError
 
 #: Marks temporary files; never part of a valid key (see keys.validate_key).
 TEMP_MARK = "~"
@@ -180,6 +181,8 @@ class FileConnector:
             raise StoreError(
                 f"cannot store {key!r} in {self._root}: a prefix of the key is an object, not a directory"
             ) from exc
+        except OSError as exc:
+            raise self._os_error(exc, "write", key) from exc
         try:
             try:
                 total = sum(i.size if isinstance(i, DeferredBuffer) else i.nbytes for i in items)
@@ -207,12 +210,29 @@ class FileConnector:
                 raise StoreError(
                     f"cannot store {key!r} in {self._root}: other objects use it as a prefix ({key}/...)"
                 ) from exc
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise self._os_error(exc, "write", key) from exc
             raise
         if self.fsync:
             self._fsync_dir(directory)
+
+    def _os_error(self, exc: OSError, action: str, key: str) -> StoreError:
+        """A failed file operation as a StoreError naming the object, the directory and what to do."""
+        what = f"cannot {action} object {key!r} in file store {self._root}: {exc.strerror or exc}"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return StoreAccessError(
+                f"{what}. This process may not {action} there (permissions, or a read-only file system): "
+                "fix the directory's permissions or choose another root"
+            )
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return StoreError(
+                f"{what}. The file system is full, or a quota or file size limit was reached; nothing was "
+                "stored. Free space (evict objects: `freight evict`) or move the store to a larger one"
+            )
+        return StoreError(f"{what} ({errno.errorcode.get(exc.errno or 0, 'OSError')})")
 
     @staticmethod
     def _fsync_dir(directory: str) -> None:
@@ -234,6 +254,8 @@ class FileConnector:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFoundError(f"no object {key!r} in file store {self._root}") from None
+        except OSError as exc:
+            raise self._os_error(exc, "read", key) from exc
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -298,10 +320,12 @@ class FileConnector:
             os.unlink(self._path(key))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return False
-        except PermissionError:
+        except PermissionError as exc:
             if os.path.isdir(self._path(key)):
                 return False  # macOS reports EPERM for unlink of a directory
-            raise
+            raise self._os_error(exc, "delete", key) from exc
+        except OSError as exc:
+            raise self._os_error(exc, "delete", key) from exc
         return True
 
     def evict_batch(self, keys: Sequence[str]) -> int:

@@ -85,9 +85,15 @@ class S3Options(ConnectorOptions):
         description="Objects larger than this move in concurrent parts; default 2 x part_size.",
     )
     max_concurrency: int = Field(8, ge=1, le=128, description="Parallel requests per object and per batch.")
-    retries: int = Field(3, ge=1, le=20, description="Attempts for transient errors.")
-    connect_timeout: float = Field(5.0, gt=0)
-    read_timeout: float = Field(60.0, gt=0)
+    retries: int = Field(3, ge=1, le=20, description="Attempts per request for transient errors.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    read_timeout: float = Field(60.0, gt=0, description="Seconds without a byte of the answer.")
+    request_timeout: float = Field(
+        300.0,
+        gt=0,
+        description="Deadline of one request, its retries included: an endpoint that stops answering "
+        "in the middle of a request is an error after this long, never a hang.",
+    )
     check_bucket: bool = Field(True, description="Check at construction that the bucket exists and answers.")
     create_bucket: bool = Field(False, description="Create the bucket if it does not exist.")
 
@@ -105,6 +111,26 @@ class S3Options(ConnectorOptions):
         if value:
             validate_key(value)
         return value
+
+
+class _RequestTimeoutError(TimeoutError):
+    """One S3 request (retries included) outlived `request_timeout`."""
+
+
+#: Exceptions (by class name: botocore, aiohttp and urllib3 define their own) meaning the endpoint did not
+#: answer: it is down, unreachable, or stopped answering mid-request.
+_UNREACHABLE_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientOSError",
+        "FSTimeoutError",
+    }
+)
 
 
 def _error_code(exc: BaseException) -> str | None:
@@ -166,15 +192,20 @@ class S3Connector:
 
     def _new_filesystem(self) -> Any:
         import s3fs
+        from aiobotocore.session import AioSession
+        from botocore.handlers import add_expect_header
 
         opts = self.options
-        kwargs: dict[str, Any] = {}
-        if opts.profile:
-            kwargs["profile"] = opts.profile
+        # Without "Expect: 100-continue": aiohttp starts the read timeout only once the body is sent, and
+        # while it waits for the "100 Continue" of an endpoint that stopped answering, a put would hang
+        # forever. S3 needs no 100-continue (it only saves sending a body that will be refused).
+        session = AioSession(profile=opts.profile) if opts.profile else AioSession()
+        session.unregister("before-call.s3", add_expect_header)
         fs = s3fs.S3FileSystem(
             endpoint_url=self.endpoint_url,
             skip_instance_cache=True,
             max_concurrency=opts.max_concurrency,
+            session=session,
             client_kwargs={"region_name": opts.region} if opts.region else {},
             config_kwargs={
                 "retries": {"max_attempts": opts.retries, "mode": "standard"},
@@ -182,9 +213,10 @@ class S3Connector:
                 "read_timeout": opts.read_timeout,
                 "max_pool_connections": max(10, 2 * opts.max_concurrency),
             },
-            **kwargs,
         )
-        fs.retries = opts.retries
+        # botocore retries (with backoff, throttling-aware); s3fs would retry each of its attempts again,
+        # multiplying `retries` (3 x 3 attempts of `read_timeout` each for an endpoint that hangs).
+        fs.retries = 1
         return fs
 
     # -- plumbing ----------------------------------------------------------------------------------------
@@ -227,17 +259,28 @@ class S3Connector:
                 "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or AWS_PROFILE; they "
                 "come from the environment, never from store options"
             )
-        if name in {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError"} or isinstance(
-            exc, ConnectionError | TimeoutError
-        ):
+        target = f"{what} of {key!r} in {self.location}" if key is not None else f"{what} on {self.location}"
+        if code is None and (name in _UNREACHABLE_NAMES or isinstance(exc, ConnectionError | TimeoutError)):
+            opts = self.options
             return ServiceUnavailableError(
-                f"cannot reach the S3 endpoint {self.endpoint_url or 'AWS'} for {what} ({name}: {exc}); "
-                "start a local one with `freight dev up --service s3` or set FREIGHT_S3_ENDPOINT_URL"
+                f"cannot reach the S3 endpoint {self.endpoint_url or 'AWS'}: no answer to the {target} "
+                f"({name}: {exc}; "
+                f"{opts.retries} attempt(s), connect_timeout={opts.connect_timeout:g}s, "
+                f"read_timeout={opts.read_timeout:g}s, request_timeout={opts.request_timeout:g}s). Check "
+                "that the endpoint is up and reachable (`freight dev up --service s3` starts a local one; "
+                "FREIGHT_S3_ENDPOINT_URL or the endpoint_url option chooses it) and try again"
             )
-        return StoreError(f"S3 {what} on {where} failed: {code or name}: {exc}")
+        return StoreError(f"S3 {target} at {self.endpoint_url or 'AWS'} failed: {code or name}: {exc}")
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
-        return await self.fs._call_s3(method, Bucket=self.bucket, **kwargs)
+        try:
+            return await asyncio.wait_for(
+                self.fs._call_s3(method, Bucket=self.bucket, **kwargs), self.options.request_timeout
+            )
+        except TimeoutError:
+            raise _RequestTimeoutError(
+                f"{method} did not complete within request_timeout={self.options.request_timeout:g}s"
+            ) from None
 
     def _check_bucket(self) -> None:
         async def check() -> None:
@@ -255,7 +298,7 @@ class S3Connector:
                 else:
                     raise
 
-        self._run(check, "a bucket check")
+        self._run(check, "bucket check")
 
     async def _create_bucket(self) -> None:
         kwargs: dict[str, Any] = {}
@@ -330,7 +373,7 @@ class S3Connector:
             if _error_code(exc) != "InvalidRange":
                 raise
             first = await self._call("get_object", Key=s3key)  # an empty object has no byte range
-        head = await _read_body(first)
+        head = await _read_body(first, self.options.request_timeout)
         match = _RANGE_TOTAL.search(first.get("ContentRange") or "")
         total = int(match.group(1)) if match else len(head)
         if total <= len(head):
@@ -346,7 +389,7 @@ class S3Connector:
                 # If-Match: a concurrent overwrite fails the read instead of mixing two versions.
                 extra = {"IfMatch": etag} if etag else {}
                 resp = await self._call("get_object", Key=s3key, Range=f"bytes={start}-{end}", **extra)
-                data = await _read_body(resp)
+                data = await _read_body(resp, self.options.request_timeout)
             buf[start : start + len(data)] = np.frombuffer(data, dtype=np.uint8)
 
         await asyncio.gather(*(part(start) for start in range(len(head), total, self.part_size)))
@@ -498,10 +541,12 @@ def _join(views: list[memoryview], start: int, end: int) -> bytes | bytearray:
     return b"".join(pieces)
 
 
-async def _read_body(response: Mapping[str, Any]) -> bytes:
+async def _read_body(response: Mapping[str, Any], timeout: float) -> bytes:
     body = response["Body"]
     try:
-        data: bytes = await body.read()
+        data: bytes = await asyncio.wait_for(body.read(), timeout)
+    except TimeoutError:
+        raise _RequestTimeoutError(f"reading the object did not complete within {timeout:g}s") from None
     finally:
         body.close()
     return data

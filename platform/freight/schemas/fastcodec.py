@@ -121,6 +121,8 @@ def _long_at(data: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         n |= (b & 0x7F) << shift
         shift += 7
+    if n >> 64:
+        raise ValueError("varint does not fit in 64 bits")
     return (n >> 1) ^ -(n & 1), pos
 
 
@@ -141,10 +143,14 @@ def _bytes_at(data: bytes, pos: int) -> tuple[bytes, int]:
 def _index_at(data: bytes, pos: int, limit: int) -> tuple[int, int]:
     """A union branch or enum symbol index (small, one byte when valid)."""
     b = data[pos]
-    i = (b >> 1) ^ -(b & 1) if b < 0x80 else _long_at(data, pos)[0]
+    if b < 0x80:
+        i = (b >> 1) ^ -(b & 1)
+        pos += 1
+    else:  # a longer (non-canonical) encoding of a small number: read on after all of it, as fastavro does
+        i, pos = _long_at(data, pos)
     if not 0 <= i < limit:
         raise ValueError(f"branch or symbol index {i} out of range")
-    return i, pos + 1
+    return i, pos
 
 
 def _count_at(data: bytes, pos: int) -> tuple[int, int]:

@@ -4,7 +4,9 @@ Delivery is at-least-once. An item's offset is stored for commit only once the i
 the next one was requested (or on `commit()`); stored offsets are committed in the background and on
 rebalance, so a crash redelivers only items that were not finished. Events arrive in batches
 (`consume(num_messages)`), are decoded through the registry (schema ids cached), and turn into `Proxy`
-objects without touching the store: bytes move only when a proxy is resolved.
+objects without touching the store: bytes move only when a proxy is resolved. `iter_objects()` and
+`next_object()` resolve for you; when the store or the registry cannot be reached, the item is not finished
+and the next call tries it again, so an outage never skips an item.
 
 Replay: `seek(to="beginning" | "end" | offset=N | timestamp=ms)` for one partition or all; a seek before the
 first assignment is applied when partitions are assigned. `group_id=None` reads every partition without a
@@ -42,7 +44,13 @@ from confluent_kafka import (
 )
 
 from freight.config import FreightSettings, load_settings
-from freight.errors import ConfigError, EventDecodeError, FreightError, ObjectEvictedError
+from freight.errors import (
+    ConfigError,
+    EventDecodeError,
+    FreightError,
+    ObjectEvictedError,
+    ServiceUnavailableError,
+)
 from freight.kafka import KafkaAdmin, consumer_config, producer_config
 from freight.kafka.errors import translate_kafka_error
 from freight.schemas.events import EventKind, EvictionMode, ObjectEvent
@@ -695,13 +703,28 @@ class StreamConsumer:
     def _step_object(self) -> tuple[ItemMetadata, Any]:
         while True:
             record = self._step_record()
-            assert record.proxy is not None
             try:
-                return record.metadata, extract(record.proxy)
+                return record.metadata, self._resolve(record)
             except ObjectEvictedError:
                 if not self.skip_evicted:
                     raise
                 self.stats.evicted_skipped += 1
+
+    def _resolve(self, record: StreamRecord) -> Any:
+        """The record's object. If its store (or the registry) cannot be reached, the record is not
+        finished: the partition goes back to it, so the next call tries it again instead of moving past
+        (an outage never skips an item). Other errors (corrupt, evicted) move on, as documented."""
+        assert record.proxy is not None
+        try:
+            return extract(record.proxy)
+        except ServiceUnavailableError:
+            tp = (record.topic, record.partition)
+            if self._last is not None and self._last[:2] == tp:
+                self._last = None
+            self._store_done(only={tp})
+            if tp in self._assigned:
+                self._seek_partition(record.topic, record.partition, record.offset)
+            raise
 
     def __iter__(self) -> Iterator[Proxy]:
         return _Iter(lambda: _proxy(self._step_record()))
@@ -727,7 +750,7 @@ class StreamConsumer:
 
     def next_object(self, timeout: float | None = None) -> Any:
         """The next resolved object; raise StopIteration at the stop condition or timeout."""
-        return extract(self.next_proxy(timeout))
+        return self._resolve(_or_stop(self.next_record(timeout, include_end=False)))
 
     # Flow control and lifecycle ----------------------------------------------------------------------------
     def chunks(self, policy: Any, **options: Any) -> Iterator[Any]:

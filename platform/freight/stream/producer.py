@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from freight.config import FreightSettings, load_settings
 from freight.connectors.keys import safe_key_part
@@ -211,7 +211,13 @@ class StreamProducer:
         self._closed = False
         for store in self.stores.values():
             default_resolver().register(store)
-        self._producer = Producer(producer_config(self.settings, dict(kafka_config or {})))
+        conf = producer_config(self.settings, dict(kafka_config or {}))
+        self._delivery_settings = {
+            k: str(conf[k])
+            for k in ("delivery.timeout.ms", "message.timeout.ms", "message.max.bytes")
+            if k in conf
+        }
+        self._producer = Producer(conf)
 
     # Plumbing -----------------------------------------------------------------------------------------
     @property
@@ -266,6 +272,7 @@ class StreamProducer:
         """
         if self._closed:
             self._check_open()
+        _check_names(topic, stream)
         meta = {str(k): str(v) for k, v in metadata.items()} if metadata else {}
         mode = self.default_evict if evict is None else EvictionMode.parse(evict)
         if self.filter is not None and self.filter(meta):
@@ -433,6 +440,7 @@ class StreamProducer:
     def end_stream(self, topic: str, stream: str = "default") -> SendResult:
         """Flush the stream's pending batch and produce its END_OF_STREAM event."""
         self._check_open()
+        _check_names(topic, stream)
         self._ensure_topic(topic)
         self._flush_pending(topic, stream)
         count = self._next_sequence(topic, stream)  # the number of objects sent on this stream
@@ -460,17 +468,27 @@ class StreamProducer:
         self._ready_topics.add(topic)
 
     def _produce(self, topic: str, event: ObjectEvent, store: Store | None, key: str | None) -> SendResult:
-        value = self.serde.encode(topic, event)
         result = SendResult(self, topic)
         if key is not None:
             result._store, result._key = store, key
-        produce = self._producer.produce
-        while True:
-            try:
-                produce(topic, value, event.stream.encode(), on_delivery=result._delivered)
-                break
-            except BufferError:
-                self._producer.poll(0.05)  # local queue full: let deliveries drain
+        value = b""
+        try:
+            value = self.serde.encode(topic, event)
+            produce = self._producer.produce
+            while True:
+                try:
+                    produce(topic, value, event.stream.encode(), on_delivery=result._delivered)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)  # local queue full: let deliveries drain
+        except BaseException as exc:
+            # Nothing was handed to Kafka: the stored object would be an orphan, delete it now.
+            self._forget_stored(store, key)
+            self.stats.failed += 1
+            self._counts(topic)[2] += 1
+            if isinstance(exc, KafkaException):
+                raise self._refused(topic, exc.args[0], len(value), key) from exc
+            raise
         self.stats.events += 1
         self._counts(topic)[0] += 1
         self._sends += 1
@@ -497,21 +515,69 @@ class StreamProducer:
                 m.failures.inc(counts[2])
                 counts[0] = counts[1] = counts[2] = 0
 
+    def _forget_stored(self, store: Store | None, key: str | None) -> bool:
+        """Delete the stored object of an event that is certainly not in Kafka; False if it could not be."""
+        if store is None or key is None:
+            return False
+        try:
+            store.evict(key)
+        except Exception:  # the evictor's orphan sweep removes it later
+            log.warning("could not delete orphaned object %s of a failed send", key, exc_info=True)
+            return False
+        return True
+
+    def _refused(self, topic: str, err: KafkaError, size: int, key: str | None) -> DeliveryError:
+        """The error for an event Kafka would not take from `produce()` (nothing was sent)."""
+        deleted = "Its stored object was deleted again. " if key else ""
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            limit = self._delivery_settings.get("message.max.bytes", "?")
+            return DeliveryError(
+                f"an event for topic {topic!r} is {size} bytes, more than the producer's message.max.bytes "
+                f"({limit}); nothing was sent. {deleted}Large objects belong in a store: lower the "
+                f"inline threshold (now {self.inline_threshold} bytes) so they are stored, not inlined."
+            )
+        return DeliveryError(
+            f"Kafka would not take an event for topic {topic!r} ({err.name()}: {err.str()}); nothing was "
+            f"sent. {deleted}Check the topic and the producer settings."
+        )
+
     def _delivery_failed(self, result: SendResult, err: KafkaError) -> None:
-        """A refused or timed-out event: delete its stored object again, record and surface the failure."""
+        """A refused or timed-out event: record and surface the failure; delete its stored object again only
+        where the event is certainly not in the log (a timed-out event may have been written)."""
         self.stats.failed += 1
         self._counts(result.topic)[2] += 1
-        key = result._key
+        key, store = result._key, result._store
+        settings = self._delivery_settings
+        bootstrap = self.settings.kafka_bootstrap
+        if err.code() in _NOT_WRITTEN:
+            cause = f"the broker refused it ({err.name()}: {err.str()})"
+            if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                cause += (
+                    f"; lower the inline threshold (now {self.inline_threshold} bytes) so large objects are "
+                    "stored, or raise the topic's max.message.bytes"
+                )
+            fate = "Its stored object was deleted again. " if self._forget_stored(store, key) else ""
+            advice = "Fix the cause and send it again."
+        else:
+            timeout = settings.get("delivery.timeout.ms", settings.get("message.timeout.ms", "?"))
+            cause = (
+                f"no acknowledgement from {bootstrap} within delivery.timeout.ms={timeout} "
+                f"({err.name()}: {err.str()})"
+            )
+            fate = (
+                f"The broker may still have written it, so its stored object {key!r} in store "
+                f"{store.name!r} is kept (the evictor's orphan sweep deletes it after its grace period if "
+                "no event names it). "
+                if key is not None and store is not None
+                else ""
+            )
+            advice = (
+                "Check the broker (`freight dev status`), then send it again (consumers may see it twice if "
+                "it was written after all)."
+            )
         failure = DeliveryError(
-            f"Kafka did not acknowledge an event on topic {result.topic!r}: {err.str()}. "
-            + ("Its stored object was deleted again. " if key else "")
-            + "Check the broker (`freight dev status`) and send it again."
+            f"Kafka did not acknowledge an event on topic {result.topic!r}: {cause}. {fate}{advice}"
         )
-        if result._store is not None and key is not None:
-            try:
-                result._store.evict(key)
-            except Exception:  # the evictor's orphan sweep removes it later
-                log.warning("could not delete orphaned object %s of a failed send", key, exc_info=True)
         with self._lock:
             self._failures.append(failure)
         result._finish(_FAILED, None, failure)
@@ -560,6 +626,36 @@ class StreamProducer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Delivery errors after which the event is certainly not in the log (the broker refused it, or it never
+#: left this process): its stored object can go at once. Any other failure (a timeout, a lost connection)
+#: may come after the broker wrote the event, so the object stays for the orphan sweep to judge.
+_NOT_WRITTEN = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.INVALID_REQUIRED_ACKS,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError._PURGE_QUEUE,
+    }
+)
+
+
+def _check_names(topic: object, stream: object) -> None:
+    """A topic or stream id of the wrong type is an error before anything is stored (cheap: every send)."""
+    if not isinstance(topic, str) or not topic:
+        raise ConfigError(f"the topic must be a non-empty string, got {type(topic).__name__}: {topic!r}")
+    if not isinstance(stream, str):
+        raise ConfigError(f"the stream id must be a string, got {type(stream).__name__}: {stream!r}")
 
 
 def _chain(source: SendResult, target: SendResult) -> None:
