@@ -194,9 +194,8 @@ class ChunkIterator:
         self._dirty: set[TP] = set()  # partitions whose commit point may have moved since the last commit
         self._ready: dict[TP, None] = {}  # partitions that may have a chunk ready, oldest first
         self._start: dict[TP, int | None] = {}  # (re)opened partitions: where their first record must be
-        self._unsure: set[TP] = (
-            set()
-        )  # revoked before their first record: the client may resume them anywhere
+        # Partitions revoked before their first record arrived: the client may resume them anywhere.
+        self._unsure: set[TP] = set()
         self._in_hand: TP | None = None  # partition of the chunk handed out last, until the next is asked for
         self._last_commit = time.monotonic()
         self._timed = policy.clock is not None
@@ -296,7 +295,8 @@ class ChunkIterator:
         back to this consumer at their old fetch position more often)."""
 
     def _on_revoke(self, partitions: list[TP]) -> None:
-        self._unsure |= {tp for tp in partitions if tp not in self._parts}
+        parts = self._parts
+        self._unsure |= {tp for tp in partitions if tp not in parts or parts[tp].watermark.observed is None}
         gone = [tp for tp in partitions if tp in self._parts]
         if not gone:
             return
@@ -473,13 +473,19 @@ class ChunkIterator:
         self.stats.chunks += 1
         if not self.resolve:
             return chunk
-        from freight.stream.proxy import extract
+        from freight.stream.proxy import Proxy, extract
 
-        n = len(chunk.items)
-        data = chunk.data
-        values = tuple([extract(v) for v in data[:n]]) + data[n:]  # pad values are not proxies
-        array = stack_values(values) if self.stack and values else None
-        return replace(chunk, data=values, array=array)
+        # Resolved objects replace the proxies in the items the buffer keeps (the driver built them), so
+        # context items repeated by the next chunks are not looked at again.
+        values = []
+        for item in chunk.items:
+            value = item.value
+            if type(value) is Proxy:
+                value = item.value = extract(value)
+            values.append(value)
+        data = tuple(values) + chunk.data[len(values) :]  # pad values are not proxies
+        array = stack_values(data) if self.stack and data else None
+        return replace(chunk, data=data, array=array)
 
     # Commits ------------------------------------------------------------------------------------------
     def _commit(self, only: set[TP] | None = None) -> dict[TP, int]:
