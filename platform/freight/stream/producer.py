@@ -206,6 +206,7 @@ class StreamProducer:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._keys = itertools.count()
         self._key_prefixes: dict[str, str] = {}
+        self._resident: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._failures: list[DeliveryError] = []
         self._closed = False
@@ -341,11 +342,7 @@ class StreamProducer:
         if topic not in self._ready_topics:
             self._ensure_topic(topic)
         store = self.store_for(topic)
-        if (
-            store is not None
-            and isinstance(store.connector, ObjectConnector)
-            and store.connector.accepts(obj)
-        ):
+        if store is not None and self._resident_store(store) and store.connector.accepts(obj):  # type: ignore[attr-defined]
             return self._send_resident(topic, stream, store, obj, meta, mode, serializer)
         ser: SerializedObject = (
             store.serialize(obj, serializer)
@@ -382,6 +379,13 @@ class StreamProducer:
             self._counts(topic)[1] += stored.size
         self.stats.objects += 1
         return self._produce(topic, event, store if stored_key else None, stored_key)
+
+    def _resident_store(self, store: Store) -> bool:
+        """Does this store keep objects resident (tensors)? Cached: Protocol isinstance checks are slow."""
+        known = self._resident.get(store.name)
+        if known is None:
+            known = self._resident[store.name] = isinstance(store.connector, ObjectConnector)
+        return known
 
     def _new_key(self, topic: str) -> str:
         """A unique store key: topic / producer id / counter (the evictor's orphan sweep relies on it)."""
