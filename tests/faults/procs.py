@@ -104,7 +104,9 @@ def produce(args: argparse.Namespace) -> None:
 
     store = Store(args.store, FileConnector(args.root))
     log = open(args.out, "a")  # noqa: SIM115 - kept open until the process dies
-    producer = StreamProducer({None: store}, producer_id=args.producer_id)
+    producer = StreamProducer(
+        {None: store}, producer_id=args.producer_id, kafka_config={"linger.ms": args.linger_ms}
+    )
 
     def acked(i: int) -> Any:
         def done(result: Any) -> None:
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--ok", type=int, default=0)
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--crash-after-put", action="store_true")
+    parser.add_argument("--linger-ms", type=int, default=5)
     args = parser.parse_args()
     consume(args) if args.mode == "consume" else produce(args)
 

@@ -544,6 +544,10 @@ class StreamConsumer:
         """The next data record (errors handled), or None when stopping or timing out."""
         if self._stopped:
             return None
+        if self._done and time.monotonic() - self._last_store > 0.5:
+            # Also while serving a prefetched batch (up to `batch_size` records): finished items must reach
+            # the background commit within a second, not only once the whole batch is handed out.
+            self._store_done()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             while self._batch:
