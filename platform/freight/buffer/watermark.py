@@ -18,7 +18,10 @@ offset and state are committed atomically. It holds:
   because its next item may arrive after the commit point);
 - every finished stream whose records reach the commit point or beyond, with its last offset: replay
   would show them again, and they must be ignored. Finished streams entirely below the commit point are
-  forgotten (`prune`): their records are never read again.
+  forgotten (`prune`): their records are never read again. This relies on a stream's END_OF_STREAM being
+  its last record in the partition, as Freight's idempotent producer writes it (items may arrive out of
+  sequence order before it): an item written after its stream's END_OF_STREAM could, after a restart,
+  come once the stream was forgotten and would then start it anew.
 
 Encoding: compact JSON `{"v":1,"p":<policy fingerprint>,"o":{stream:[i,s]},"f":{stream:last_offset}}`;
 when longer than the limit (Kafka's broker default `offset.metadata.max.bytes` is 4096) it is
