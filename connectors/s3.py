@@ -239,6 +239,8 @@ class S3Connector:
             raise self._translate(exc, what, key) from exc
 
     def _translate(self, exc: BaseException, what: str, key: str | None) -> Exception:
+        while type(exc).__name__ == "FSTimeoutError" and exc.__cause__ is not None:
+            exc = exc.__cause__  # fsspec's sync() wraps every TimeoutError: report the real one
         code = _error_code(exc)
         where = f"{self.location} at {self.endpoint_url or 'AWS'}"
         if code == "NoSuchBucket":
