@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -113,6 +114,48 @@ class S3Options(ConnectorOptions):
         return value
 
 
+#: Environment variables holding S3 secrets, and the places botocore's DEBUG logs show credentials: the
+#: session token (canonical request, request headers) and request signatures.
+_SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_TOKEN_IN_LOG = re.compile(r"(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)([^'\"\s,}]+)", re.IGNORECASE)
+_SIGNATURE_IN_LOG = re.compile(r"(Signature=)([0-9a-f]{16,})")
+_BOTOCORE_LOGGERS = (
+    "botocore.auth",
+    "botocore.endpoint",
+    "botocore.httpsession",
+    "botocore.hooks",
+    "botocore.parsers",
+    "botocore.retryhandler",
+    "aiobotocore.endpoint",
+    "aiobotocore.httpsession",
+    "s3fs",
+)
+
+
+class _RedactCredentials(logging.Filter):
+    """Blanks credentials in what botocore logs at DEBUG (it logs the session token with each signed
+    request), so that turning on debug logging never writes an S3 secret to a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        cleaned = _SIGNATURE_IN_LOG.sub(r"\1<redacted>", _TOKEN_IN_LOG.sub(r"\1<redacted>", text))
+        for name in _SECRET_VARIABLES:
+            value = os.environ.get(name)
+            if value and len(value) >= 8:
+                cleaned = cleaned.replace(value, "<redacted>")
+        if cleaned != text:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def _redact_botocore_logs() -> None:
+    """Install the credential filter on botocore's loggers (once)."""
+    for name in _BOTOCORE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactCredentials) for f in logger.filters):
+            logger.addFilter(_RedactCredentials())
+
+
 class _RequestTimeoutError(TimeoutError):
     """One S3 request (retries included) outlived `request_timeout`."""
 
@@ -196,6 +239,7 @@ class S3Connector:
         from botocore.handlers import add_expect_header
 
         opts = self.options
+        _redact_botocore_logs()
         # Without "Expect: 100-continue": aiohttp starts the read timeout only once the body is sent, and
         # while it waits for the "100 Continue" of an endpoint that stopped answering, a put would hang
         # forever. S3 needs no 100-continue (it only saves sending a body that will be refused).

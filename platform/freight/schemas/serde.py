@@ -386,9 +386,15 @@ _TRANSPORT_ERRORS = _transport_errors()
 
 
 def _registry_error(url: str, action: str, exc: Any) -> SchemaError:
+    hint = ""
+    if exc.http_status_code in (401, 403):
+        hint = (
+            ". The registry wants other credentials: set FREIGHT_SCHEMA_REGISTRY_AUTH=user:password (the "
+            "registry's --auth) in this process's environment"
+        )
     return SchemaError(
         f"the schema registry at {url} refused to {action}: {exc.error_message} "
-        f"(HTTP {exc.http_status_code}, error code {exc.error_code})"
+        f"(HTTP {exc.http_status_code}, error code {exc.error_code}){hint}"
     )
 
 
