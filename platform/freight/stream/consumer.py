@@ -236,6 +236,11 @@ class StreamConsumer:
         if group_id is None or not auto_commit:
             overrides.update({"enable.auto.commit": False})
         conf = consumer_config(self.settings, group_id or f"freight-replay-{uuid.uuid4().hex[:8]}", overrides)
+        self._reset_earliest = str(conf.get("auto.offset.reset", "earliest")).lower() in (
+            "earliest",
+            "smallest",
+            "beginning",
+        )
         self._consumer = Consumer(conf)
         try:
             self._check_topics()
@@ -333,11 +338,36 @@ class StreamConsumer:
             and s.partition is not None
             and (s.topic, s.partition) not in {(tp.topic, tp.partition) for tp in partitions}
         ]
+        self._start_at_committed(consumer, [tp for tp in partitions if tp.offset < 0])
         consumer.assign(partitions)
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._ever_assigned = True
         if self.rebalance_listener is not None:
             self.rebalance_listener.on_assign(self, sorted((tp.topic, tp.partition) for tp in partitions))
+
+    def _start_at_committed(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start newly assigned partitions at the group's committed offset, explicitly.
+
+        Left to itself, librdkafka resumes a partition assigned back to this member where its own fetcher
+        stood, past records that were prefetched and then dropped at revocation: they would be lost. A
+        partition the group never committed starts at the log start (auto.offset.reset=earliest, Freight's
+        default) or is left to the configured reset policy.
+        """
+        if not partitions:
+            return
+        try:
+            committed = {
+                (tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=10)
+            }
+        except KafkaException as exc:
+            log.warning("could not read committed offsets at assignment (%s); librdkafka decides", exc)
+            return
+        for tp in partitions:
+            offset = committed.get((tp.topic, tp.partition), -1)
+            if offset >= 0:
+                tp.offset = offset
+            elif self._reset_earliest:
+                tp.offset = OFFSET_BEGINNING
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
@@ -361,8 +391,14 @@ class StreamConsumer:
         self._assigned -= lost
 
     def _drop(self, parts: set[TP]) -> None:
-        """Forget prefetched records and unfinished bookkeeping of partitions we no longer own."""
-        self._batch = deque(m for m in self._batch if (m.topic(), m.partition()) not in parts)
+        """Forget prefetched records and unfinished bookkeeping of partitions we no longer own.
+
+        The deque is changed in place, never replaced: this runs inside librdkafka callbacks during a fetch
+        whose caller already holds `self._batch` to extend it with what the fetch returns.
+        """
+        kept = [m for m in self._batch if (m.topic(), m.partition()) not in parts]
+        self._batch.clear()
+        self._batch.extend(kept)
         for tp in parts:
             self._done.pop(tp, None)
         if self._last is not None and (self._last[0], self._last[1]) in parts:
@@ -554,6 +590,8 @@ class StreamConsumer:
                 msg = self._batch.popleft()
                 err = msg.error()
                 tp = (msg.topic() or "", msg.partition() or 0)
+                if err is None and tp not in self._assigned:
+                    continue  # fetched before its partition was revoked: its new owner reads it
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
                         self._seen[tp] = max(self._seen.get(tp, 0), msg.offset() or 0)
