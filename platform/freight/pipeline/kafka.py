@@ -17,10 +17,10 @@ here until the pipeline pulls them. When the run's window is full it calls `paus
 taken; if it stays full for `pause_delay`, the assigned partitions are paused in librdkafka, which stops
 fetching and drops what it had prefetched for them (on resume it fetches again from the first record it had
 not handed out). Meanwhile the consumer thread polls the group every `poll_interval` without taking records,
-so the member stays in its group (`max.poll.interval.ms`) and serves rebalances; partitions assigned while
-paused are paused at once. Records already held stay held and go out first after `resume()`. So at most
-the run's `max_in_flight` + `max_held` + the consumer's `batch_size` records are out of Kafka's hands at any
-time, plus librdkafka's bounded prefetch queue (`queued.max.messages.kbytes`), whatever the input rate.
+so the member stays in its group (`max.poll.interval.ms`) and serves rebalances. Records already held stay
+held and go out first after `resume()`. So at most the run's `max_in_flight` + `max_held` + the consumer's
+`batch_size` records are out of Kafka's hands at any time, plus librdkafka's bounded prefetch queue
+(`queued.max.messages.kbytes`), whatever the input rate.
 
 Offsets. The consumer runs in manual-commit mode (a consumer created with `auto_commit=True` is switched to
 manual for the run if it has not handed out anything yet, and switched back afterwards). `commit` commits
@@ -34,7 +34,18 @@ there, before the partitions go to their new owner. Items of lost partitions alr
 the end and are yielded, but nothing of them is committed any more (a commit in flight for them is
 discarded): the new owner starts at the committed done prefix and may process them again (at-least-once).
 Every assignment change bumps a per-partition epoch, so records fetched before a revoke never mix with
-records fetched after the partition came back.
+records fetched after the partition came back. Partitions assigned are paused or resumed to match the run
+(librdkafka keeps a partition's pause flag across a reassignment).
+
+Work-arounds for the `StreamConsumer` as it is (each marked where it is done):
+- a rebalance inside `next_record`'s own poll loses the records that poll fetched (they are appended to the
+  buffer the revoke callback has just replaced), so Kafka is polled only through `wait_for_assignment` and
+  records are taken with `next_record(0)`, which never polls;
+- the consumer polls Kafka only once its buffer of `batch_size` fetched records is empty, so a slow run
+  would leave rebalances waiting (or pass `max.poll.interval.ms`): the group is served at least every
+  `service_interval`, pausing the partitions for that one poll so that it brings no new records;
+- `until_high_watermark` counts a partition that came back after a revoke as read as far as it was before,
+  so the read position of a (re)assigned partition is reset.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -78,6 +89,7 @@ class ConsumerSourceStats:
     kafka_pauses: int = 0
     kafka_resumes: int = 0
     keepalive_polls: int = 0
+    service_polls: int = 0  # group polls while records were still buffered (see `service_interval`)
     paused_polls: int = 0  # keep-alive polls since the current Kafka pause took effect
     commits: int = 0
     commit_retries: int = 0
@@ -120,10 +132,12 @@ class ConsumerSource:
     (shorter stalls only stop taking records, which avoids librdkafka dropping and re-fetching its prefetch
     at every small stall; 0: at once). `poll_interval`: longest wait for records on the consumer thread (so
     the longest a commit or the end of the run waits for a fetch in progress), and the period of keep-alive
-    polls while paused. `idle_timeout`: end the input after this many seconds without a record while not
-    paused and with partitions assigned (default: the consumer's own; None: until its stop condition or
-    forever). `revoke_timeout`: how long a rebalance waits for the event loop to hand over the revoked
-    partitions' done prefixes. `close_consumer`: close the consumer when the run ends.
+    polls while paused. `service_interval`: longest time without serving the group (rebalances, liveness)
+    while the consumer still holds fetched records. `idle_timeout`: end the input after this many seconds
+    without a record while not paused and with partitions assigned (default: the consumer's own; None:
+    until its stop condition or forever). `revoke_timeout`: how long a rebalance waits for the event loop
+    to hand over the revoked partitions' done prefixes. `close_consumer`: close the consumer when the run
+    ends.
 
     Close the run (`async with pipeline(consumer) as run`, or iterate it to the end) before the consumer:
     until then the consumer belongs to the run's consumer thread.
@@ -136,6 +150,7 @@ class ConsumerSource:
         max_held: int | None = None,
         poll_interval: float = 0.1,
         pause_delay: float = 0.1,
+        service_interval: float = 1.0,
         idle_timeout: float | None = None,
         revoke_timeout: float = 30.0,
         close_consumer: bool = False,
@@ -161,6 +176,11 @@ class ConsumerSource:
         if not (isinstance(pause_delay, int | float) and 0 <= pause_delay <= 60):
             raise ConfigError(f"pause_delay must be a number of seconds in [0, 60], got {pause_delay!r}")
         self.pause_delay = float(pause_delay)
+        if not (isinstance(service_interval, int | float) and 0 < service_interval <= 60):
+            raise ConfigError(
+                f"service_interval must be a number of seconds in (0, 60], got {service_interval!r}"
+            )
+        self.service_interval = float(service_interval)
         self.idle_timeout = idle_timeout if idle_timeout is not None else sync.idle_timeout
         self.revoke_timeout = revoke_timeout
         self.close_consumer = close_consumer
@@ -169,6 +189,7 @@ class ConsumerSource:
         self._held: deque[StreamRecord] = deque()  # touched on the event loop thread only
         self._epochs: dict[PartitionKey, int] = {}  # written on the consumer thread only
         self._owned: set[PartitionKey] = set()  # consumer thread only (after binding)
+        self._last_poll = time.monotonic()  # consumer thread: when Kafka was last polled
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_ident: int | None = None
@@ -178,6 +199,7 @@ class ConsumerSource:
         self._paused = False  # what the run asked for (event loop thread)
         self._pause_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        self._server: asyncio.Task[None] | None = None
         self._job_error: BaseException | None = None
         self._pending_error: BaseException | None = None
         self._ended = False
@@ -212,6 +234,7 @@ class ConsumerSource:
         consumer.rebalance_listener = self._listener
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="freight-consumer")
         self._thread.submit(self._note_thread)
+        self._server = self._loop.create_task(self._serve_group())
 
     def _note_thread(self) -> None:
         self._thread_ident = threading.get_ident()
@@ -233,10 +256,11 @@ class ConsumerSource:
         self._paused = False
         if self._pause_timer is not None:
             self._pause_timer.cancel()
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(BaseException):
-                await self._keepalive
+        for task in (self._keepalive, self._server):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         try:
             if self._thread is not None:
                 with contextlib.suppress(Exception):
@@ -292,15 +316,26 @@ class ConsumerSource:
     def _fetch(self, limit: int, wait: float) -> _Batch:
         """Consumer thread: up to `limit` records, waiting at most `wait` for the first (see `_Batch`).
 
-        Only that first call may poll Kafka (and so run rebalance callbacks); the others take what is
-        already fetched. So one snapshot of the partition epochs, taken after it, holds for the batch.
+        Kafka is polled only through `wait_for_assignment`, which puts what it fetched into the consumer's
+        buffer, and records are taken with `next_record(0)`, which never polls. (Work-around: a rebalance
+        inside `next_record`'s own poll loses the records that poll fetched, see the module docstring.)
+        So rebalances happen before the first record is taken, and one snapshot of the partition epochs,
+        taken then, holds for the whole batch.
         """
         consumer = self.consumer
         out: list[StreamRecord] = []
         error: BaseException | None = None
         epochs: dict[PartitionKey, int] | None = None
         try:
-            record = consumer.next_record(wait, include_end=True)
+            deadline = time.monotonic() + wait
+            record = consumer.next_record(0, include_end=True)
+            while record is None and not _stopped(consumer):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                consumer.wait_for_assignment(min(left, 0.05))  # polls; fetched records stay buffered
+                self._last_poll = time.monotonic()
+                record = consumer.next_record(0, include_end=True)
             epochs = dict(self._epochs)
             while record is not None:
                 out.append(record)
@@ -311,7 +346,29 @@ class ConsumerSource:
             error = exc
         if epochs is None:
             epochs = dict(self._epochs)
-        return out, epochs, error, bool(getattr(consumer, "_stopped", False))
+        return out, epochs, error, _stopped(consumer)
+
+    def _service_poll(self) -> None:
+        """Consumer thread: serve the group if nothing polled Kafka for `service_interval`.
+
+        Work-around: `StreamConsumer` polls Kafka only once its own buffer of fetched records is empty, so
+        a slow pipeline that drains a buffer of `batch_size` records slowly would leave rebalances waiting
+        (and could pass `max.poll.interval.ms`). Then the assigned partitions are paused for one
+        non-blocking poll (so it brings no new records) and resumed.
+        """
+        if time.monotonic() - self._last_poll < self.service_interval or self.stats.paused:
+            return  # polled meanwhile, or paused in Kafka (the keep-alive polls)
+        consumer = self.consumer
+        paused_here = not self.stats.paused and bool(consumer.assignment())
+        if paused_here:
+            consumer.pause()
+        try:
+            consumer.wait_for_assignment(0)
+        finally:
+            if paused_here and not self.stats.paused:
+                consumer.resume()
+        self._last_poll = time.monotonic()
+        self.stats.service_polls += 1
 
     def _pause_now(self) -> None:
         self.consumer.pause()
@@ -334,6 +391,7 @@ class ConsumerSource:
         """Consumer thread, while paused: serve the group (rebalances, max.poll.interval.ms) without waiting
         and without taking records (anything fetched stays in the consumer's own buffer)."""
         self.consumer.wait_for_assignment(0)
+        self._last_poll = time.monotonic()
         self.stats.keepalive_polls += 1
         self.stats.paused_polls += 1
 
@@ -363,17 +421,25 @@ class ConsumerSource:
     # -- rebalances (consumer thread, inside a poll) --------------------------------------------------
 
     def _assigned(self, partitions: list[PartitionKey]) -> None:
+        _forget_read_position(self.consumer, partitions)
         for key in partitions:
             self._epochs[key] = self._epochs.get(key, 0) + 1
         self._owned.update(partitions)
         self.stats.assigned += len(partitions)
-        if self.stats.paused and partitions:
-            self.consumer.pause(partitions)  # the run is paused: new partitions must not fetch either
+        if not partitions:
+            return
+        # librdkafka keeps a partition's pause flag across unassign and assign: set it as the run needs it,
+        # else a partition paused before a rebalance (e.g. by a service poll) would come back paused for good.
+        if self.stats.paused:
+            self.consumer.pause(partitions)
+        else:
+            self.consumer.resume(partitions)
 
     def _revoked(self, partitions: list[PartitionKey]) -> None:
         keys = set(partitions)
         for key in keys:
             self._epochs[key] = self._epochs.get(key, 0) + 1
+        _forget_read_position(self.consumer, keys)
         self._owned -= keys
         self.stats.revoked += len(keys)
         positions = self._on_loop(self._forget, keys)
@@ -509,6 +575,17 @@ class ConsumerSource:
         self._submit(self._pause_now)
         self._keepalive = self._loop.create_task(self._keep_alive())
 
+    async def _serve_group(self) -> None:
+        """For the whole run: make sure the group is served at least every `service_interval`."""
+        try:
+            while not self._closed:
+                await asyncio.sleep(self.service_interval / 2)
+                if time.monotonic() - self._last_poll >= self.service_interval and not self._closed:
+                    await self._call(self._service_poll)
+        except Exception as exc:
+            if self._job_error is None:
+                self._job_error = exc
+
     async def _keep_alive(self) -> None:
         """While paused in Kafka: poll the group every `poll_interval` (each poll returns at once, so the
         consumer thread stays free for commits). Cancelled by `resume()`."""
@@ -530,6 +607,29 @@ class ConsumerSource:
         epochs = self._epochs
         snapshot = {key: (offset, epochs.get(key, 0)) for key, offset in offsets.items()}
         await self._call(self._commit_now, snapshot)
+
+
+def _stopped(consumer: StreamConsumer) -> bool:
+    """Whether the consumer reached its stop condition (`until_high_watermark`, `until_end_of`).
+
+    `next_record` returns None both then and on a timeout; the flag that tells them apart is private.
+    """
+    return bool(getattr(consumer, "_stopped", False))
+
+
+def _forget_read_position(consumer: StreamConsumer, partitions: Iterable[PartitionKey]) -> None:
+    """Work-around for `StreamConsumer(until_high_watermark=True)` across rebalances (consumer thread).
+
+    The consumer decides it reached its stop from how far it has read each assigned partition (`_seen`,
+    else librdkafka's position), and keeps both across a revoke: a partition that comes back counts as read
+    as far as this member had prefetched it before, so the consumer would stop without re-reading it from
+    the committed offset. Marking it "nothing read yet" makes the stop wait for a record or the partition's
+    end-of-partition event from the new assignment.
+    """
+    seen = getattr(consumer, "_seen", None)
+    if isinstance(seen, dict):
+        for key in partitions:
+            seen[key] = -1
 
 
 def _rebalancing(exc: BaseException) -> bool:
