@@ -1,5 +1,6 @@
 """Pipelines over a real `StreamConsumer` on the session broker: backpressure reaching Kafka, a crash and
-restart in a child process (offsets and dead letters), and a rebalance in the middle of a run.
+restart in a child process (offsets and dead letters), the default dead-letter topic, a member joining in the
+middle of a run, and a bad record in the input.
 
 Bounds come from the configuration (window, hold limit), never from timings. librdkafka's own view comes
 from its statistics callback, which runs on the consumer thread between our calls: its `ts` is the same
