@@ -71,6 +71,8 @@ class TcpProxy:
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the accepting thread
+        with contextlib.suppress(OSError):
             self._listener.close()
         self.cut()
         self._thread.join(5)

@@ -576,14 +576,24 @@ class StreamConsumer:
         except KafkaException as exc:
             raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "consume") from exc
 
+    def _serve_group(self) -> None:
+        """While records prefetched earlier (up to `batch_size`) are being handed out: store the finished
+        offsets, so they reach the background commit within a second, and let librdkafka run rebalance
+        callbacks, so a rebalance is not held up until the batch is drained (revoked partitions' records
+        are dropped from the batch, and their finished items committed, at once)."""
+        self._store_done()
+        self._last_store = time.monotonic()
+        try:
+            self._batch.extend(self._consumer.consume(self.batch_size, timeout=0))
+        except KafkaException as exc:
+            raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "consume") from exc
+
     def _next_message(self, timeout: float | None) -> Message | None:
         """The next data record (errors handled), or None when stopping or timing out."""
         if self._stopped:
             return None
-        if self._done and time.monotonic() - self._last_store > 0.5:
-            # Also while serving a prefetched batch (up to `batch_size` records): finished items must reach
-            # the background commit within a second, not only once the whole batch is handed out.
-            self._store_done()
+        if self._batch and time.monotonic() - self._last_store > 0.5:
+            self._serve_group()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             while self._batch:
