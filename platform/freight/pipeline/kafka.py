@@ -18,9 +18,11 @@ taken; if it stays full for `pause_delay`, the assigned partitions are paused in
 fetching and drops what it had prefetched for them (on resume it fetches again from the first record it had
 not handed out). Meanwhile the consumer thread polls the group every `poll_interval` without taking records,
 so the member stays in its group (`max.poll.interval.ms`) and serves rebalances. Records already held stay
-held and go out first after `resume()`. So at most the run's `max_in_flight` + `max_held` + the consumer's
-`batch_size` records are out of Kafka's hands at any time, plus librdkafka's bounded prefetch queue
-(`queued.max.messages.kbytes`), whatever the input rate.
+held and go out first after `resume()`. Kafka is polled for records only when the consumer's own buffer is
+empty, one fetch of at most its `batch_size` records at a time, and the consumer adds at most one more such
+fetch while its buffer is being taken from (it serves its group every 0.5 s). So at most the run's
+`max_in_flight` + `max_held` + 2 x the consumer's `batch_size` records are out of Kafka's hands at any time,
+plus librdkafka's bounded prefetch queue (`queued.max.messages.kbytes`), whatever the input rate.
 
 Offsets. The consumer runs in manual-commit mode (a consumer created with `auto_commit=True` is switched to
 manual for the run if it has not handed out anything yet, and switched back afterwards). `commit` commits
@@ -38,14 +40,13 @@ records fetched after the partition came back. Partitions assigned are paused or
 (librdkafka keeps a partition's pause flag across a reassignment).
 
 Work-arounds for the `StreamConsumer` as it is (each marked where it is done):
-- a rebalance inside `next_record`'s own poll loses the records that poll fetched (they are appended to the
-  buffer the revoke callback has just replaced), so Kafka is polled only through `wait_for_assignment` and
-  records are taken with `next_record(0)`, which never polls;
-- the consumer polls Kafka only once its buffer of `batch_size` fetched records is empty, so a slow run
-  would leave rebalances waiting (or pass `max.poll.interval.ms`): the group is served at least every
-  `service_interval`, pausing the partitions for that one poll so that it brings no new records;
+- it serves its group only while it is being called, so a run that takes nothing for a while (its held
+  records last) would leave rebalances waiting or pass `max.poll.interval.ms`: the group is served at least
+  every `service_interval`, pausing the partitions for that one poll so that it brings no new records;
 - `until_high_watermark` counts a partition that came back after a revoke as read as far as it was before,
-  so the read position of a (re)assigned partition is reset.
+  and counts an empty assignment (between a revoke and the next assignment) as the end: the read position
+  of a (re)assigned partition is reset. A member of a group of several should not rely on that stop
+  condition (it stops once its own partitions are read); `idle_timeout` or closing the run fits better.
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ class ConsumerSourceStats:
     paused_at: float | None = None  # time.monotonic() when the current pause took effect in librdkafka
 
 
-# A fetched batch: its records, the partition epochs they were fetched in, the error that ended the batch
-# (raised once its records went out) and whether the consumer reached its stop condition.
-_Batch = tuple[list["StreamRecord"], dict[PartitionKey, int], BaseException | None, bool]
+# A fetched batch: its records in runs, each with the partition epochs it was taken in, the error that ended
+# the batch (raised once its records went out), and whether the consumer reached its stop condition.
+_Batch = tuple[list[tuple[list["StreamRecord"], dict[PartitionKey, int]]], BaseException | None, bool]
 
 
 class _Listener:
@@ -190,6 +191,7 @@ class ConsumerSource:
         self._epochs: dict[PartitionKey, int] = {}  # written on the consumer thread only
         self._owned: set[PartitionKey] = set()  # consumer thread only (after binding)
         self._last_poll = time.monotonic()  # consumer thread: when Kafka was last polled
+        self._changes = 0  # consumer thread: rebalance callbacks seen
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_ident: int | None = None
@@ -316,16 +318,14 @@ class ConsumerSource:
     def _fetch(self, limit: int, wait: float) -> _Batch:
         """Consumer thread: up to `limit` records, waiting at most `wait` for the first (see `_Batch`).
 
-        Kafka is polled only through `wait_for_assignment`, which puts what it fetched into the consumer's
-        buffer, and records are taken with `next_record(0)`, which never polls. (Work-around: a rebalance
-        inside `next_record`'s own poll loses the records that poll fetched, see the module docstring.)
-        So rebalances happen before the first record is taken, and one snapshot of the partition epochs,
-        taken then, holds for the whole batch.
+        Kafka is polled here with `wait_for_assignment(0)`, one non-blocking fetch of at most the consumer's
+        `batch_size` records into its buffer, and records are taken with `next_record(0)`, which takes from
+        that buffer (the consumer may serve its group meanwhile, see `StreamConsumer._serve_group`). Each
+        run of records taken between two rebalances carries the partition epochs of its time.
         """
         consumer = self.consumer
-        out: list[StreamRecord] = []
+        segments: list[tuple[list[StreamRecord], dict[PartitionKey, int]]] = []
         error: BaseException | None = None
-        epochs: dict[PartitionKey, int] | None = None
         try:
             deadline = time.monotonic() + wait
             record = consumer.next_record(0, include_end=True)
@@ -333,28 +333,35 @@ class ConsumerSource:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                consumer.wait_for_assignment(min(left, 0.05))  # polls; fetched records stay buffered
+                consumer.wait_for_assignment(0)  # one fetch of at most batch_size records, buffered
                 self._last_poll = time.monotonic()
                 record = consumer.next_record(0, include_end=True)
-            epochs = dict(self._epochs)
+                if record is None:
+                    time.sleep(min(left, 0.005))
+            taken = 0
+            changes = -1
+            current: list[StreamRecord] = []
             while record is not None:
-                out.append(record)
-                if len(out) >= limit:
+                if self._changes != changes:  # first record, or a rebalance ran inside the last call
+                    current = []
+                    changes = self._changes
+                    segments.append((current, dict(self._epochs)))
+                current.append(record)
+                taken += 1
+                if taken >= limit:
                     break
                 record = consumer.next_record(0, include_end=True)  # only what is already fetched
         except Exception as exc:  # e.g. a bad record under on_bad_event="raise": after the good ones
             error = exc
-        if epochs is None:
-            epochs = dict(self._epochs)
-        return out, epochs, error, _stopped(consumer)
+        return segments, error, _stopped(consumer)
 
     def _service_poll(self) -> None:
         """Consumer thread: serve the group if nothing polled Kafka for `service_interval`.
 
-        Work-around: `StreamConsumer` polls Kafka only once its own buffer of fetched records is empty, so
-        a slow pipeline that drains a buffer of `batch_size` records slowly would leave rebalances waiting
-        (and could pass `max.poll.interval.ms`). Then the assigned partitions are paused for one
-        non-blocking poll (so it brings no new records) and resumed.
+        Work-around: `StreamConsumer` serves its group only while it is called, and this source calls it
+        only when the run has taken every held record, so a slow run would leave rebalances waiting (and
+        could pass `max.poll.interval.ms`). Then the assigned partitions are paused for one non-blocking
+        poll (so it brings no new records) and resumed.
         """
         if time.monotonic() - self._last_poll < self.service_interval or self.stats.paused:
             return  # polled meanwhile, or paused in Kafka (the keep-alive polls)
@@ -421,6 +428,7 @@ class ConsumerSource:
     # -- rebalances (consumer thread, inside a poll) --------------------------------------------------
 
     def _assigned(self, partitions: list[PartitionKey]) -> None:
+        self._changes += 1
         _forget_read_position(self.consumer, partitions)
         for key in partitions:
             self._epochs[key] = self._epochs.get(key, 0) + 1
@@ -436,6 +444,7 @@ class ConsumerSource:
             self.consumer.resume(partitions)
 
     def _revoked(self, partitions: list[PartitionKey]) -> None:
+        self._changes += 1
         keys = set(partitions)
         for key in keys:
             self._epochs[key] = self._epochs.get(key, 0) + 1
@@ -517,8 +526,9 @@ class ConsumerSource:
             if self._ended:
                 return
             batch: _Batch = await self._call(self._fetch, self.max_held, self.poll_interval)
-            fetched, epochs, error, stopped = batch
-            self._accept(fetched, epochs)
+            segments, error, stopped = batch
+            fetched = self._accept(segments)
+            del batch, segments
             self._pending_error = error
             now = time.monotonic()
             if fetched or not self._owned:  # idle time counts only while partitions are assigned
@@ -526,22 +536,27 @@ class ConsumerSource:
             idle = self.idle_timeout is not None and now - self._idle_since >= self.idle_timeout
             if stopped or (idle and not fetched):
                 self._ended = True
-            del fetched
 
-    def _accept(self, fetched: list[StreamRecord], epochs: dict[PartitionKey, int]) -> None:
-        """Event loop: hold fetched records, except those of partitions revoked since they were fetched."""
+    def _accept(self, segments: list[tuple[list[StreamRecord], dict[PartitionKey, int]]]) -> int:
+        """Event loop: hold fetched records, except those of partitions revoked since they were taken.
+
+        Returns how many records were fetched."""
         now = self._epochs
-        moved = {key for key in now.keys() | epochs.keys() if now.get(key, 0) != epochs.get(key, 0)}
-        if not moved:
-            self._held.extend(fetched)
-        else:
-            kept = [r for r in fetched if (r.topic, r.partition) not in moved]
-            self._held.extend(kept)
-            self.stats.dropped += len(fetched) - len(kept)
-        self.stats.fetched += len(fetched)
+        fetched = 0
+        for records, epochs in segments:
+            fetched += len(records)
+            moved = {key for key in now.keys() | epochs.keys() if now.get(key, 0) != epochs.get(key, 0)}
+            if not moved:
+                self._held.extend(records)
+            else:
+                kept = [r for r in records if (r.topic, r.partition) not in moved]
+                self._held.extend(kept)
+                self.stats.dropped += len(records) - len(kept)
+        self.stats.fetched += fetched
         self.stats.held = len(self._held)
         if self.stats.held > self.stats.max_held:
             self.stats.max_held = self.stats.held
+        return fetched
 
     def pause(self) -> None:
         """The run's window is full: stop taking records; if it stays full for `pause_delay`, pause the
