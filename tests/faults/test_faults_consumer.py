@@ -15,6 +15,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from tests.fixtures.faults import FULL, wait_until
 
 from freight.config import FreightSettings
 from freight.kafka import KafkaAdmin
+from freight.stream import StreamConsumer
 
 PROCS = Path(__file__).with_name("procs.py")
 
@@ -220,3 +222,51 @@ def test_killed_members_lose_nothing_and_repeat_only_uncommitted_items(
             assert m.killed_with.get((topic, p), 0) <= o, f"{m.name}'s item in hand was committed"
             assert counts[(p, o)] >= 2, f"{m.name}'s last, uncommitted item was not redelivered"
     print(f"{len(group.members)} members, {len(killed)} killed, {sum(repeated.values())} repeats")
+
+
+def test_a_slow_member_hands_over_partitions_without_draining_its_prefetched_batch(
+    stream_settings: FreightSettings,
+    make_topic: Callable[..., str],
+    make_producer: Callable[..., Any],
+    file_store: Any,
+    group_id: str,
+) -> None:
+    # A member that fetched a large backlog and works slowly through it must still serve a rebalance: the
+    # new member gets its partitions promptly, and the handover loses and repeats nothing (the slow member
+    # commits what it finished of the revoked partitions, and drops the rest of their prefetched records).
+    topic = make_topic(partitions=2)
+    total = 400
+    _produce(make_producer, file_store, topic, total)
+    config = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+    slow_items: list[tuple[int, int]] = []
+    fast_items: list[tuple[int, int]] = []
+    fast_parts: list[list[tuple[str, int]]] = []
+    processed_at_handover: list[int] = []
+    with StreamConsumer(topic, group_id, settings=stream_settings, kafka_config=config) as slow:
+        slow.wait_for_assignment(30)
+        record = slow.next_record(timeout=30)  # its fetch brings the backlog of both partitions
+
+        def join() -> None:
+            with StreamConsumer(topic, group_id, settings=stream_settings, kafka_config=config) as fast:
+                deadline = time.monotonic() + 60
+                while not fast.assignment() and time.monotonic() < deadline:
+                    fast.wait_for_assignment(0.2)
+                fast_parts.append(fast.assignment())
+                processed_at_handover.append(len(slow_items))
+                while (r := fast.next_record(timeout=5)) is not None:
+                    fast_items.append((r.partition, r.offset))
+
+        thread = threading.Thread(target=join)
+        thread.start()
+        while record is not None:
+            slow_items.append((record.partition, record.offset))
+            time.sleep(0.05)  # slow work: 400 items would take 20 s
+            record = slow.next_record(timeout=5 if thread.is_alive() else 0.5)
+        thread.join(60)
+    assert fast_parts and len(fast_parts[0]) == 1, "the new member got no partition"
+    assert processed_at_handover[0] < total * 3 // 4, "the rebalance waited for the prefetched batch to drain"
+    everything = slow_items + fast_items
+    assert len(everything) == total and len(set(everything)) == total  # handed over: nothing lost or repeated
+    (_topic, moved) = fast_parts[0][0]
+    handover = processed_at_handover[0]
+    assert all(p != moved for p, _o in slow_items[handover:]), "records of a revoked partition went on"

@@ -34,7 +34,7 @@ from freight.errors import (
 )
 from freight.kafka import KafkaAdmin, consumer_config, producer_config
 from freight.schemas import STORE_CONFIG, schema_dict
-from freight.schemas.events import ObjectEvent, ObjectRef
+from freight.schemas.events import InlinePayload, ObjectEvent, ObjectRef
 from freight.schemas.serde import EventSerde, header
 from freight.stores import Store
 from freight.stream import StreamConsumer, StreamProducer
@@ -339,7 +339,6 @@ def test_fuzz_mutated_events_decode_like_fastavro_or_raise_event_decode_error(
     flips: list[tuple[int, int]],
     cut: int,
 ) -> None:
-    from freight.schemas.events import InlinePayload
 
     serde, topic, _v1, _v2 = fuzz_serde
     value = bytearray(
@@ -368,3 +367,22 @@ def test_fuzz_the_confluent_codec_too(
 
     check()
     slow.close()
+
+
+def test_decoder_cases_the_fuzzing_found(fuzz_serde: tuple[EventSerde, str, int, int]) -> None:
+    serde, topic, v1, _v2 = fuzz_serde
+    good = serde.encode(topic, _event(1, inline=InlinePayload(b"x", "bytes")))
+    body = good[5:]
+    stream_end = 1 + body[0] // 2  # the length byte (zigzag) and the stream id "s0"
+    sequence_end = stream_end + 1  # sequence 1: one byte
+    branch_at = sequence_end + 1  # after the kind enum: the `object` union branch (0 = null)
+    assert body[branch_at] == 0
+    # A 10-byte varint whose bits run past 64 is not an Avro long: refused, never a sequence > 2**63.
+    overflowing = b"\xc2\x80\xf0\x90\x80\x80\x80\x80\x80\x02"
+    assert _decode(serde, topic, header(v1) + body[:stream_end] + overflowing + body[sequence_end:]) is None
+    # A union branch written in two bytes (0x80 0x00 is a valid, non-canonical 0): read on after both
+    # bytes, as fastavro does, instead of misreading the second byte as the next field.
+    stretched = header(v1) + body[:branch_at] + b"\x80\x00" + body[branch_at + 1 :]
+    event = _decode(serde, topic, stretched)
+    reference = ObjectEvent.from_avro(schemaless_reader(io.BytesIO(stretched[5:]), V1_SCHEMA, None))
+    assert event == reference == serde.decode(topic, good)
