@@ -124,11 +124,15 @@ def test_secrets_are_never_written_to_a_topic_or_a_log(
         "SASL password": f"sasl-password-{tag}",
         "registry password": f"registry-password-{tag}",
     }
-    registry = spawn_registry(extra=["--auth", f"freight:{secrets['registry password']}"])
-    # Secrets come from the environment of this process, as they should.
+    # Secrets come from the environment of each process, as they should (the registry takes its --auth from
+    # FREIGHT_SCHEMA_REGISTRY_AUTH too, so the password is not on a command line for `ps` to show).
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secrets["S3 secret key"])
     monkeypatch.setenv("AWS_SESSION_TOKEN", secrets["S3 session token"])
     monkeypatch.setenv("FREIGHT_SCHEMA_REGISTRY_AUTH", f"freight:{secrets['registry password']}")
+    registry = spawn_registry()
+    assert httpx.get(f"{registry.url}/subjects").status_code == 401  # the registry does require it
+    cmdline = Path(f"/proc/{registry.proc.pid}/cmdline").read_bytes()
+    assert secrets["registry password"].encode() not in cmdline
     props = {"sasl.username": "freight", "sasl.password": secrets["SASL password"]}
     monkeypatch.setenv("FREIGHT_KAFKA_PROPERTIES", json.dumps(props))
     caplog.set_level(logging.DEBUG)

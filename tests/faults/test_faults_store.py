@@ -249,8 +249,12 @@ from freight.errors import StoreError
 from freight.stores import Store
 
 if os.geteuid() == 0:  # root ignores permission bits: act as an unprivileged user
-    os.setgid(65534)
-    os.setuid(65534)
+    try:
+        os.setgid(65534)
+        os.setuid(65534)
+    except PermissionError as exc:
+        print(json.dumps({"skip": f"cannot drop root privileges here: {exc}"}))
+        sys.exit(0)
 store = Store("ro", FileConnector(sys.argv[1]))
 out = {"read": bytes(store.get("kept/one")).decode()}
 for action, call in (("put", lambda: store.put(b"x" * 10000, key="kept/two")),
@@ -293,6 +297,8 @@ def test_a_read_only_directory_is_a_clear_error_and_reads_still_work(shared_dir:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip(out["skip"])
     assert out["read"] == "still readable"
     for action, key in (("put", "kept/two"), ("evict", "kept/one")):
         kind, message = out[action]
