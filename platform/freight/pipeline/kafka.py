@@ -625,11 +625,8 @@ class ConsumerSource:
 
 
 def _stopped(consumer: StreamConsumer) -> bool:
-    """Whether the consumer reached its stop condition (`until_high_watermark`, `until_end_of`).
-
-    `next_record` returns None both then and on a timeout; the flag that tells them apart is private.
-    """
-    return bool(getattr(consumer, "_stopped", False))
+    """Whether the consumer reached its stop condition (`until_high_watermark`, `until_end_of`)."""
+    return consumer.stopped
 
 
 def _forget_read_position(consumer: StreamConsumer, partitions: Iterable[PartitionKey]) -> None:

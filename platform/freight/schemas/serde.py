@@ -401,5 +401,6 @@ def _registry_error(url: str, action: str, exc: Any) -> SchemaError:
 def _unreachable(url: str, action: str, exc: Exception) -> ServiceUnavailableError:
     return ServiceUnavailableError(
         f"the schema registry at {url} did not answer when trying to {action} ({type(exc).__name__}: {exc}). "
-        "Start it with `freight dev up`, or set FREIGHT_SCHEMA_REGISTRY_URL to a running registry."
+        "Start it with `freight dev up` (or `freight registry serve --bootstrap HOST:PORT`), "
+        "or set FREIGHT_SCHEMA_REGISTRY_URL to a running registry."
     )

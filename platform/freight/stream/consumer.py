@@ -215,6 +215,7 @@ class StreamConsumer:
         self._last: tuple[str, int, int] | None = None  # last item handed out, not yet finished
         self._assigned: set[TP] = set()
         self._ever_assigned = False
+        self._assign_pending = False  # partitions were taken away and the group has not assigned again yet
         self._pending_seeks: list[_SeekSpec] = []
         self._stop_at: dict[TP, int] | None = None
         self._seen: dict[TP, int] = {}  # next offset per partition after what this consumer has read
@@ -342,6 +343,7 @@ class StreamConsumer:
         consumer.assign(partitions)
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._ever_assigned = True
+        self._assign_pending = False
         if self.rebalance_listener is not None:
             self.rebalance_listener.on_assign(self, sorted((tp.topic, tp.partition) for tp in partitions))
 
@@ -382,6 +384,7 @@ class StreamConsumer:
                 log.warning("commit on revoke failed: %s", exc)
         self._drop(revoked)
         self._assigned -= revoked
+        self._assign_pending = True
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
@@ -389,6 +392,7 @@ class StreamConsumer:
             self.rebalance_listener.on_revoke(self, sorted(lost))
         self._drop(lost)
         self._assigned -= lost
+        self._assign_pending = True
 
     def _drop(self, parts: set[TP]) -> None:
         """Forget prefetched records and unfinished bookkeeping of partitions we no longer own.
@@ -401,6 +405,9 @@ class StreamConsumer:
         self._batch.extend(kept)
         for tp in parts:
             self._done.pop(tp, None)
+            # Where this member stood is stale once another may read on; a reassignment starts from the
+            # group's committed offset and `_reached_stop` asks the consumer's position again.
+            self._seen.pop(tp, None)
         if self._last is not None and (self._last[0], self._last[1]) in parts:
             self._last = None
 
@@ -531,6 +538,8 @@ class StreamConsumer:
             return True
         if self._stop_at is None or not self._ever_assigned:
             return False
+        if not self._assigned and self._assign_pending:
+            return False  # mid-rebalance: the partitions taken away may come back with records to read
         for tp in self._assigned:
             stop = self._stop_at.get(tp, 0)
             if self._seen.get(tp, -1) >= stop:
@@ -541,6 +550,14 @@ class StreamConsumer:
                     continue
             return False
         return True
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the stop condition (`until_high_watermark`, `until_end_of`) was reached.
+
+        `next_record` returns None both then and on a timeout; this tells the two apart.
+        """
+        return self._stopped
 
     def _count(self, topic: str, index: int) -> None:
         counts = self._unreported.get(topic)
@@ -604,7 +621,8 @@ class StreamConsumer:
                     continue  # fetched before its partition was revoked: its new owner reads it
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        self._seen[tp] = max(self._seen.get(tp, 0), msg.offset() or 0)
+                        if tp in self._assigned:  # an end fetched before a revocation is stale
+                            self._seen[tp] = max(self._seen.get(tp, 0), msg.offset() or 0)
                         continue
                     if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise ConfigError(
