@@ -43,3 +43,17 @@ def test_an_explicit_port_that_is_taken_is_not_silently_replaced(tmp_path: Path)
         port = busy.getsockname()[1]
         with pytest.raises(DevServiceError, match=f"broker port {port} is already in use"):
             KafkaBroker(tmp_path, BrokerOptions(port=port)).start()
+
+
+def test_storage_formats_with_a_cluster_id_that_looks_like_an_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One random id in 64 starts with "-"; `format` must still take it as the id (it once failed CI)."""
+    from freight.dev import kafka_broker
+    from freight.dev.kafka_broker import ensure_jars, java_path
+
+    monkeypatch.setattr(kafka_broker, "cluster_id", lambda: "-" + "A" * 21)
+    broker = KafkaBroker(tmp_path, BrokerOptions(prefer_default_ports=False))
+    broker._write_config(procs.free_port(), procs.free_port())
+    broker._format(java_path(), ensure_jars())
+    assert "cluster.id=-AAAAAAAAAAAAAAAAAAAAA" in (broker.data_dir / "meta.properties").read_text()

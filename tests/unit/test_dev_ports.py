@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from freight.dev.procs import choose_port, free_port, port_in_use
 
 
@@ -54,3 +56,14 @@ def test_lost_port_race_reads_the_bind_error(tmp_path: Path) -> None:
     assert lost_port_race(log)
     log.write_text("INFO started\n")
     assert not lost_port_race(log)
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka's tools would read such an id as an option; like Kafka's `Uuid.randomUuid`, draw again."""
+    import uuid
+
+    from freight.dev import kafka_broker
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(kafka_broker.uuid, "uuid4", lambda: next(draws))
+    assert kafka_broker.cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"

@@ -91,8 +91,15 @@ def ensure_jars(*, quiet: bool = True) -> Path:
 
 
 def cluster_id() -> str:
-    """A random Kafka cluster id (a base64url UUID, as `kafka-storage random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random Kafka cluster id (a base64url UUID, as `kafka-storage random-uuid` prints).
+
+    Like Kafka's own `Uuid.randomUuid`, never one that starts with "-": a command-line parser would take it
+    for an option (one id in 64 would otherwise make `format` fail).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 class KafkaBroker:
@@ -153,7 +160,15 @@ class KafkaBroker:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = self._java_cmd(
-            java, libs, ["kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(self.config_file)]
+            java,
+            libs,
+            [
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id()}",
+                "-c",
+                str(self.config_file),
+            ],
         )
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
