@@ -186,14 +186,28 @@ def io_bound(n: int, repetitions: int) -> list[Measurement]:
     return with_ratios(rows, higher_is_better=True)
 
 
+def _dask_client(stack: contextlib.ExitStack, workers: int) -> Any:
+    """A client of a fresh local cluster of `workers` single-threaded processes, closed with `stack`."""
+    from distributed import Client, LocalCluster
+
+    cluster = stack.enter_context(
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
+    )
+    return stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
+
+
 def dask_scaling(n: int, repetitions: int, workers: list[int], task_ms: float) -> list[Measurement]:
     """Items/s of a CPU-bound stage on LocalClusters of `workers` processes, and in-process.
 
     All clusters are started first and the repetitions are interleaved (in-process, 1, 2, 4 workers, again),
     so that load from other processes on the machine falls on every configuration alike.
     """
-    from distributed import Client, LocalCluster
-
     from freight.bench._common import with_ratios
 
     iterations = calibrate(task_ms)
@@ -204,16 +218,7 @@ def dask_scaling(n: int, repetitions: int, workers: list[int], task_ms: float) -
     with contextlib.ExitStack() as stack:
         stages: dict[str, Any] = {}
         for count in workers:
-            cluster = stack.enter_context(
-                LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=count,
-                    processes=True,
-                    threads_per_worker=1,
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                )
-            )
-            client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
+            client = _dask_client(stack, count)
             work = stage(burn, concurrency=4 * count, executor=DaskExecutor(client))
             asyncio.run(work([iterations] * (2 * count)).collect())  # warm up the workers
             stages[f"Dask {count} worker(s)"] = work
@@ -418,7 +423,6 @@ def dask_proxies(
     import tempfile
 
     import numpy as np
-    from distributed import Client, LocalCluster
 
     from freight.bench._common import with_ratios
     from freight.bench._procs import drop_topics, new_topic, streams_for_partitions
@@ -460,16 +464,7 @@ def dask_proxies(
             producer.flush()
         stages: dict[str, Any] = {}
         for count in workers:
-            cluster = stack.enter_context(
-                LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=count,
-                    processes=True,
-                    threads_per_worker=1,
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                )
-            )
-            client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
+            client = _dask_client(stack, count)
             work = stage(task, name="sort_rounds", concurrency=4 * count, executor=DaskExecutor(client))
             with consumer(warm) as c:  # every worker builds the store from the catalog once
                 asyncio.run(work(ConsumerSource(c), mode="as_completed").collect())

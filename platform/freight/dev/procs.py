@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from freight.errors import DevServiceError
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -171,3 +173,41 @@ def owns_port(pid: int, port: int) -> bool | None:
 def lost_port_race(log_file: Path) -> bool:
     """True if a service's log says it could not bind its port (another process took it first)."""
     return "address already in use" in tail(log_file, 40).lower()
+
+
+def wait_serving(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    *,
+    what: str,
+    log_file: Path,
+    timeout_s: float,
+    probe: Callable[[], tuple[bool, str]],
+    chosen: bool,
+    log_lines: int = 30,
+) -> bool:
+    """Wait until the service `proc` started answers on `port` (as `probe` sees it, and from its own process).
+
+    False if it exited because another process took a port Freight `chosen` for it (the caller picks another);
+    a `DevServiceError` naming `what` and quoting its log if it exited otherwise or stayed silent.
+    """
+    deadline = time.monotonic() + timeout_s
+    detail = ""
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            if chosen and lost_port_race(log_file):
+                return False
+            raise DevServiceError(
+                f"the {what} exited with code {code} during start. Last lines of its log "
+                f"({log_file}):\n{tail(log_file, log_lines)}"
+            )
+        ok, detail = probe()
+        if ok and owns_port(proc.pid, port) is not False:
+            return True
+        time.sleep(0.1)
+    stop_process(proc.pid, grace_s=5)
+    raise DevServiceError(
+        f"the {what} did not answer within {timeout_s:g}s ({detail}). Last lines of its "
+        f"log:\n{tail(log_file, log_lines)}"
+    )

@@ -11,7 +11,6 @@ import http.client
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from freight.dev import procs
@@ -105,25 +104,15 @@ class MotoS3Service:
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:
         """True once our server answers; False if it lost its (auto-chosen) port to another process."""
-        deadline = time.monotonic() + self.start_timeout_s
-        detail = ""
-        while time.monotonic() < deadline:
-            code = proc.poll()
-            if code is not None:
-                if self.port is None and procs.lost_port_race(self.log_file):
-                    return False
-                raise DevServiceError(
-                    f"the S3 endpoint (moto) exited with code {code} during start. Last lines of its log "
-                    f"({self.log_file}):\n{procs.tail(self.log_file, 15)}"
-                )
-            ok, detail = _answers(port, timeout=1.0)
-            if ok and procs.owns_port(proc.pid, port) is not False:
-                return True
-            time.sleep(0.1)
-        procs.stop_process(proc.pid, grace_s=5)
-        raise DevServiceError(
-            f"the S3 endpoint did not answer within {self.start_timeout_s:g}s ({detail}). Last lines of its "
-            f"log:\n{procs.tail(self.log_file, 15)}"
+        return procs.wait_serving(
+            proc,
+            port,
+            what="S3 endpoint (moto)",
+            log_file=self.log_file,
+            timeout_s=self.start_timeout_s,
+            probe=lambda: _answers(port, timeout=1.0),
+            chosen=self.port is None,
+            log_lines=15,
         )
 
     @staticmethod

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -67,24 +66,16 @@ class RegistryDevService:
             log_file=str(log_file),
             env={"FREIGHT_SCHEMA_REGISTRY_URL": url},
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            code = proc.poll()
-            if code is not None:
-                if self.port is None and procs.lost_port_race(log_file):
-                    return None
-                raise DevServiceError(
-                    f"the schema registry exited with code {code} during start. Last lines of its log "
-                    f"({log_file}):\n{procs.tail(log_file)}"
-                )
-            if procs.owns_port(proc.pid, port) is not False and _answers(url):
-                return record
-            time.sleep(0.1)
-        procs.stop_process(proc.pid, grace_s=5)
-        raise DevServiceError(
-            f"the schema registry did not answer on {url} within {START_TIMEOUT_S:g}s. Last lines of its "
-            f"log:\n{procs.tail(log_file)}"
+        serving = procs.wait_serving(
+            proc,
+            port,
+            what="schema registry",
+            log_file=log_file,
+            timeout_s=START_TIMEOUT_S,
+            probe=lambda: (_answers(url), f"no answer from {url}/freight/health"),
+            chosen=self.port is None,
         )
+        return record if serving else None
 
     @staticmethod
     def health(record: ServiceRecord) -> tuple[bool, str]:
