@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from tests.faults.procs import STREAMS, check, payload
 from tests.fixtures.faults import PrivateS3
+from tests.fixtures.stream import child_env
 
 from freight.config import FreightSettings
 from freight.connectors.file import FileConnector
@@ -208,15 +209,6 @@ print(json.dumps(out))
 """
 
 
-def _child_env(settings: FreightSettings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        FREIGHT_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        FREIGHT_SCHEMA_REGISTRY_URL=settings.schema_registry_url,
-    )
-    return env
-
-
 def test_a_full_file_system_is_a_clear_error_and_produces_nothing(
     stream_settings: FreightSettings, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -225,7 +217,7 @@ def test_a_full_file_system_is_a_clear_error_and_produces_nothing(
     name = f"full-{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
         [sys.executable, "-c", _FULL_CHILD, topic, name, str(root)],
-        env=_child_env(stream_settings),
+        env=child_env(stream_settings),
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,7 +5,6 @@ rebalances, and a consumer SIGKILLed at random points that rebuilds the chunks o
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.fixtures.stream import child_env
 
 from freight.buffer import (
     BufferItem,
@@ -413,14 +413,6 @@ def test_a_partition_moved_by_a_rebalance_goes_on_where_its_last_owner_stopped(
     assert len(set(everything)) == len(everything)  # revocation committed: no chunk came twice
 
 
-def _child_env(settings: FreightSettings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["FREIGHT_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    env["FREIGHT_SCHEMA_REGISTRY_URL"] = settings.schema_registry_url
-    env["PYTHONPATH"] = str(PROCS.parents[2])
-    return env
-
-
 def test_sigkilled_chunk_consumer_rebuilds_the_chunks_of_an_uninterrupted_run(
     stream_settings: FreightSettings,
     make_topic: Callable[..., str],
@@ -453,7 +445,7 @@ def test_sigkilled_chunk_consumer_rebuilds_the_chunks_of_an_uninterrupted_run(
         if left < 10:
             break
         target = len(lines) + rng.randint(1, min(left - 5, total // 5))  # a random point of this run
-        child = subprocess.Popen([*cmd, "--delay", "0.003"], env=_child_env(stream_settings))
+        child = subprocess.Popen([*cmd, "--delay", "0.003"], env=child_env(stream_settings))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and child.poll() is None and len(written()) < target:
             time.sleep(rng.uniform(0, 0.01))
@@ -463,7 +455,7 @@ def test_sigkilled_chunk_consumer_rebuilds_the_chunks_of_an_uninterrupted_run(
         assert len(written()) >= target, "the child did not get to its kill point in time"
         kills += 1
     assert kills >= 4
-    subprocess.run([*cmd, "--until-end"], env=_child_env(stream_settings), timeout=120, check=True)
+    subprocess.run([*cmd, "--until-end"], env=child_env(stream_settings), timeout=120, check=True)
 
     lines = written()
     for x in lines:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.stream import child_env
 from tests.integration.eviction_procs import (
     commit_at,
     events,
@@ -28,14 +29,6 @@ from freight.kafka import KafkaAdmin
 from freight.stores import Store
 
 PROCS = Path(__file__).with_name("eviction_procs.py")
-
-
-def _child_env(settings: FreightSettings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["FREIGHT_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    env["FREIGHT_SCHEMA_REGISTRY_URL"] = settings.schema_registry_url
-    env["PYTHONPATH"] = str(PROCS.parents[2])
-    return env
 
 
 def _progress(path: Path) -> list[dict[str, Any]]:
@@ -65,7 +58,7 @@ def test_evictor_killed_between_deleting_a_batch_and_committing_restarts_without
     progress = tmp_path / "progress.jsonl"
     cmd = [sys.executable, str(PROCS), "evict", "--topic", topic, "--batch-size", "5", "--pause", "0.5"]
     child = subprocess.Popen(
-        [*cmd, "--progress", str(progress)], env=_child_env(stream_settings), start_new_session=True
+        [*cmd, "--progress", str(progress)], env=child_env(stream_settings), start_new_session=True
     )
     try:
         # Kill it while it sits after deleting its second batch, before committing that batch's checkpoint.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 from pipeline_procs import failing
+from tests.fixtures.stream import child_env
 
 from freight.config import FreightSettings
 from freight.kafka import KafkaAdmin
@@ -55,14 +55,6 @@ def _produce(
         items[(pos.partition, pos.offset)] = (stream, sequence)
     markers = {(r.result().partition, r.result().offset) for r in ends}
     return items, markers
-
-
-def _child_env(settings: FreightSettings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["FREIGHT_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    env["FREIGHT_SCHEMA_REGISTRY_URL"] = settings.schema_registry_url
-    env["PYTHONPATH"] = os.pathsep.join([str(PROCS.parents[2]), env.get("PYTHONPATH", "")])
-    return env
 
 
 def test_fast_producer_slow_stage_pauses_kafka_and_stays_bounded(
@@ -219,7 +211,7 @@ def test_crash_mid_pipeline_and_restart(
         checks += 1
         return committed
 
-    child = subprocess.Popen(cmd, env=_child_env(stream_settings))
+    child = subprocess.Popen(cmd, env=child_env(stream_settings))
     try:
         history: list[dict[tuple[str, int], int]] = []
         deadline = time.monotonic() + 60
@@ -234,7 +226,7 @@ def test_crash_mid_pipeline_and_restart(
     at_kill = check_committed_prefix()
     history.append(at_kill)
 
-    subprocess.run([*cmd, "--until-end"], env=_child_env(stream_settings), timeout=120, check=True)
+    subprocess.run([*cmd, "--until-end"], env=child_env(stream_settings), timeout=120, check=True)
     history.append(check_committed_prefix())
 
     everything = logged()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import signal
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.fixtures.stream import child_env
 
 from freight.config import FreightSettings
 from freight.errors import ConfigError, EventDecodeError, ObjectEvictedError
@@ -25,14 +25,6 @@ from freight.kafka import KafkaAdmin
 from freight.stream import StreamConsumer, extract, is_resolved, ref_of
 
 PROCS = Path(__file__).with_name("stream_procs.py")
-
-
-def _child_env(settings: FreightSettings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["FREIGHT_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    env["FREIGHT_SCHEMA_REGISTRY_URL"] = settings.schema_registry_url
-    env["PYTHONPATH"] = str(PROCS.parents[2])
-    return env
 
 
 def _read_all(consumer: StreamConsumer) -> list[tuple[Any, Any]]:
@@ -133,7 +125,7 @@ def test_sigkilled_consumer_restarts_without_loss_and_redelivers_only_uncommitte
     # The consumer resolves objects from the file store by name: publish it for the child process.
     out = tmp_path / "processed.jsonl"
     cmd = [sys.executable, str(PROCS), "consume", "--topic", topic, "--group", group_id, "--out", str(out)]
-    child = subprocess.Popen(cmd, env=_child_env(stream_settings))
+    child = subprocess.Popen(cmd, env=child_env(stream_settings))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         lines = out.read_text().splitlines() if out.exists() else []
@@ -147,7 +139,7 @@ def test_sigkilled_consumer_restarts_without_loss_and_redelivers_only_uncommitte
     committed = KafkaAdmin(stream_settings).committed(group_id, topic)
 
     restart = subprocess.run(
-        [*cmd, "--until-end", "--idle", "20"], env=_child_env(stream_settings), timeout=120, check=True
+        [*cmd, "--until-end", "--idle", "20"], env=child_env(stream_settings), timeout=120, check=True
     )
     assert restart.returncode == 0
     everything = [json.loads(x) for x in out.read_text().splitlines()]
@@ -220,7 +212,7 @@ def test_dispatcher_passes_proxies_to_a_worker_and_reads_no_bulk_bytes(
 
     run = subprocess.run(
         [sys.executable, str(PROCS), "dispatch", "--topic", topic, "--group", group_id, "--idle", "20"],
-        env=_child_env(stream_settings),
+        env=child_env(stream_settings),
         capture_output=True,
         text=True,
         timeout=180,
