@@ -91,3 +91,25 @@ def test_checkpoint_metadata_round_trip() -> None:
     assert parse_checkpoint(7, "not ours") == parse_checkpoint(7, None)
     many = checkpoint_metadata(1, [f"store-{i:04d}-{'x' * 40}" for i in range(200)])
     assert len(many) < 4096  # fits the broker's default offset.metadata.max.bytes
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, EvictionMode.ON_RESOLVE),  # ProxyStore's evict=True: one-time use
+        (False, EvictionMode.NEVER),  # ProxyStore's evict=False: kept
+        ("on-resolve", EvictionMode.ON_RESOLVE),
+        ("Watermark", EvictionMode.WATERMARK),
+        (EvictionMode.RETENTION, EvictionMode.RETENTION),
+    ],
+)
+def test_eviction_mode_parse_accepts_names_and_proxystore_booleans(
+    value: str | bool | EvictionMode, expected: EvictionMode
+) -> None:
+    assert EvictionMode.parse(value) is expected
+
+
+@pytest.mark.parametrize("value", ["sometimes", 1, None])
+def test_a_bad_eviction_mode_names_the_valid_ones(value: object) -> None:
+    with pytest.raises(ValueError, match=r"use one of: watermark, on-resolve, retention, never.*True"):
+        EvictionMode.parse(value)  # type: ignore[arg-type]

@@ -27,16 +27,27 @@ class EvictionMode(enum.StrEnum):
     NEVER = "NEVER"
 
     @classmethod
-    def parse(cls, value: str | EvictionMode) -> EvictionMode:
-        """Accept 'on-resolve', 'on_resolve', 'ON_RESOLVE', ... and name the valid values otherwise."""
+    def parse(cls, value: str | bool | EvictionMode) -> EvictionMode:
+        """Accept 'on-resolve', 'on_resolve', 'ON_RESOLVE', ... and name the valid values otherwise.
+
+        ProxyStore's booleans are accepted too: `True` is one-time use (`on-resolve`), `False` keeps the
+        object (`never`: nothing deletes it, as with ProxyStore's `evict=False`).
+        """
         if isinstance(value, EvictionMode):
             return value
-        norm = str(value).strip().upper().replace("-", "_")
+        if value is True:
+            return cls.ON_RESOLVE
+        if value is False:
+            return cls.NEVER
+        norm = value.strip().upper().replace("-", "_") if isinstance(value, str) else ""
         try:
             return cls(norm)
         except ValueError:
             valid = ", ".join(m.value.lower().replace("_", "-") for m in cls)
-            raise ValueError(f"unknown eviction mode {value!r}; use one of: {valid}") from None
+            raise ValueError(
+                f"unknown eviction mode {value!r}; use one of: {valid}, or True (one-time use: on-resolve) / "
+                "False (kept: never)"
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)

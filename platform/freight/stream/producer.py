@@ -18,6 +18,7 @@ ProxyStore's hooks are kept: `filter_` (drop an item by its metadata), `batch_si
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import time
@@ -64,11 +65,12 @@ _PENDING, _DONE, _FAILED, _FILTERED = range(4)
 class SendResult:
     """The outcome of one `send()`: resolves when Kafka acknowledges the event (or refuses it)."""
 
-    __slots__ = ("_callbacks", "_error", "_key", "_owner", "_position", "_state", "_store", "topic")
+    __slots__ = ("_batch", "_callbacks", "_error", "_key", "_owner", "_position", "_state", "_store", "topic")
 
     def __init__(self, owner: StreamProducer | None, topic: str) -> None:
         self._owner = owner
         self.topic = topic
+        self._batch: tuple[str, str] | None = None  # (topic, stream) while the send waits for its batch
         self._state = _PENDING
         self._position: RecordPosition | None = None
         self._error: BaseException | None = None
@@ -85,7 +87,17 @@ class SendResult:
         return self._state == _FILTERED
 
     def result(self, timeout: float | None = None) -> RecordPosition | None:
-        """Where the event landed (None if filtered); raises DeliveryError if it was not delivered."""
+        """Where the event landed (None if filtered); raises DeliveryError if it was not delivered.
+
+        A send still waiting for its batch (`batch_size` > 1) is not in Kafka yet: waiting for it sends its
+        stream's pending batch first, so `result()` never waits for a batch that nothing would flush.
+
+        Args:
+            timeout: seconds to wait for the acknowledgement (None: wait as long as it takes).
+
+        Returns:
+            The topic, partition and offset of the event, or None if the producer's filter dropped it.
+        """
         self._wait(timeout)
         if self._error is not None:
             raise self._error
@@ -106,6 +118,9 @@ class SendResult:
 
     def _wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
+        batch = self._batch
+        if batch is not None and self._owner is not None:
+            self._owner._flush_pending(*batch)  # nothing else would send it: send it now
         while self._state == _PENDING:
             if deadline is not None and time.monotonic() > deadline:
                 raise DeliveryError(
@@ -145,14 +160,22 @@ class ProducerStats:
     acked: int = 0
 
 
+@dataclass(slots=True)
+class _Batched:
+    """One send waiting for its batch, with every option it was sent with."""
+
+    obj: Any
+    meta: dict[str, str]
+    mode: EvictionMode
+    serializer: str | None
+    result: SendResult
+
+
 @dataclass
 class _Pending:
-    """Objects waiting for a batch to fill (batch_size > 1)."""
+    """Sends waiting for a batch to fill (batch_size > 1), in send order."""
 
-    objects: list[Any] = field(default_factory=list)
-    metadata: list[dict[str, str]] = field(default_factory=list)
-    results: list[SendResult] = field(default_factory=list)
-    evict: EvictionMode = EvictionMode.WATERMARK
+    items: list[_Batched] = field(default_factory=list)
 
 
 class StreamProducer:
@@ -167,7 +190,7 @@ class StreamProducer:
         registry_url: str | None = None,
         producer_id: str | None = None,
         inline_threshold: int | None = None,
-        evict: EvictionMode | str = EvictionMode.WATERMARK,
+        evict: EvictionMode | str | bool = EvictionMode.WATERMARK,
         filter_: Callable[[Mapping[str, str]], bool] | None = None,
         batch_size: int = 1,
         aggregator: Callable[[list[Any]], Any] | None = None,
@@ -208,7 +231,7 @@ class StreamProducer:
         self._key_prefixes: dict[str, str] = {}
         self._resident: dict[str, bool] = {}
         self._lock = threading.Lock()
-        self._failures: list[DeliveryError] = []
+        self._failures: list[BaseException] = []
         self._closed = False
         for store in self.stores.values():
             default_resolver().register(store)
@@ -262,7 +285,7 @@ class StreamProducer:
         *,
         stream: str = "default",
         metadata: Mapping[str, str] | None = None,
-        evict: EvictionMode | str | None = None,
+        evict: EvictionMode | str | bool | None = None,
         serializer: str | None = None,
     ) -> SendResult:
         """Store `obj` (or inline it) and produce its event; the result resolves when Kafka acknowledges.
@@ -282,7 +305,9 @@ class StreamProducer:
             dropped._finish(_FILTERED, None, None)
             return dropped
         if self.batch_size > 1:
-            return self._enqueue(topic, stream, obj, meta, mode)
+            return self._enqueue(
+                topic, stream, _Batched(obj, meta, mode, serializer, SendResult(self, topic))
+            )
         return self._send_one(topic, stream, obj, meta, mode, serializer)
 
     def send_batch(
@@ -292,43 +317,104 @@ class StreamProducer:
         *,
         stream: str = "default",
         metadata: Mapping[str, str] | None = None,
-        evict: EvictionMode | str | None = None,
+        evict: EvictionMode | str | bool | None = None,
+        serializer: str | None = None,
     ) -> list[SendResult]:
-        """Send several objects of one stream, in order."""
-        return [self.send(topic, o, stream=stream, metadata=metadata, evict=evict) for o in objs]
+        """Send several objects of one stream, in order (the options of `send`, for each of them)."""
+        return [
+            self.send(topic, o, stream=stream, metadata=metadata, evict=evict, serializer=serializer)
+            for o in objs
+        ]
 
-    def _enqueue(
-        self, topic: str, stream: str, obj: Any, meta: dict[str, str], mode: EvictionMode
-    ) -> SendResult:
-        result = SendResult(self, topic)
+    def _enqueue(self, topic: str, stream: str, item: _Batched) -> SendResult:
+        """Add a send to its stream's batch; send the batch when it is full.
+
+        With an aggregator a batch becomes one object with one eviction mode and one serializer, so a send
+        whose mode or serializer differs from the batch's closes the batch first (order is kept).
+        """
+        key = (topic, stream)
+        item.result._batch = key
         with self._lock:
-            pending = self._pending.setdefault((topic, stream), _Pending(evict=mode))
-            pending.objects.append(obj)
-            pending.metadata.append(meta)
-            pending.results.append(result)
-            full = len(pending.objects) >= self.batch_size
+            closed = None
+            pending = self._pending.get(key)
+            if (
+                pending is not None
+                and self.aggregator is not None
+                and (pending.items[0].mode, pending.items[0].serializer) != (item.mode, item.serializer)
+            ):
+                closed = self._take(key)
+                pending = None
+            if pending is None:
+                pending = self._pending[key] = _Pending()
+            pending.items.append(item)
+            full = len(pending.items) >= self.batch_size
+        if closed is not None:
+            self._send_batch(topic, stream, closed)
         if full:
             self._flush_pending(topic, stream)
-        return result
+        return item.result
+
+    def _take(self, key: tuple[str, str]) -> _Pending | None:
+        """Remove a stream's pending batch (the caller holds the lock); its sends are no longer waiting."""
+        pending = self._pending.pop(key, None)
+        for item in pending.items if pending is not None else ():
+            item.result._batch = None
+        return pending
 
     def _flush_pending(self, topic: str, stream: str) -> None:
         with self._lock:
-            pending = self._pending.pop((topic, stream), None)
-        if pending is None or not pending.objects:
+            pending = self._take((topic, stream))
+        if pending is not None and pending.items:
+            self._send_batch(topic, stream, pending)
+
+    def _send_batch(self, topic: str, stream: str, pending: _Pending) -> None:
+        """Send a batch: each item with its own options, or (aggregator) one object for all of them.
+
+        A send that fails here (a store write) fails its result and is raised again by `flush()`; the
+        rest of the batch is still sent.
+        """
+        items = pending.items
+        if self.aggregator is None:
+            for item in items:
+                self._send_chained(topic, stream, item.obj, item.meta, item, [item.result])
             return
-        if self.aggregator is not None:
-            merged_meta: dict[str, str] = {}
-            for m in pending.metadata:
-                merged_meta.update(m)
-            merged_meta["freight.batch_size"] = str(len(pending.objects))
-            inner = self._send_one(
-                topic, stream, self.aggregator(pending.objects), merged_meta, pending.evict
-            )
-            for result in pending.results:
-                _chain(inner, result)
+        merged: dict[str, str] = {}
+        for item in items:
+            merged.update(item.meta)
+        if any(item.meta != items[0].meta for item in items):
+            # The merged keys keep the last value; every item's own metadata is kept alongside.
+            merged["freight.batch_metadata"] = json.dumps([item.meta for item in items])
+        merged["freight.batch_size"] = str(len(items))
+        try:
+            obj = self.aggregator([item.obj for item in items])
+        except Exception as exc:
+            self._fail_batched([item.result for item in items], exc)
             return
-        for obj, meta, result in zip(pending.objects, pending.metadata, pending.results, strict=True):
-            _chain(self._send_one(topic, stream, obj, meta, pending.evict), result)
+        self._send_chained(topic, stream, obj, merged, items[0], [item.result for item in items])
+
+    def _send_chained(
+        self,
+        topic: str,
+        stream: str,
+        obj: Any,
+        meta: dict[str, str],
+        options: _Batched,
+        results: list[SendResult],
+    ) -> None:
+        try:
+            inner = self._send_one(topic, stream, obj, meta, options.mode, options.serializer)
+        except Exception as exc:
+            self._fail_batched(results, exc)
+            return
+        for result in results:
+            _chain(inner, result)
+
+    def _fail_batched(self, results: list[SendResult], exc: Exception) -> None:
+        """Fail the results of batched sends that could not be sent; `flush()` raises it again."""
+        with self._lock:
+            self._failures.append(exc)
+        for result in results:
+            result._finish(_FAILED, None, exc)
 
     def _send_one(
         self,
