@@ -97,6 +97,28 @@ def test_async_producer_and_consumer(stream_settings: FreightSettings, topic: st
     assert asyncio.run(main()) == [0, 1, 2]
 
 
+def test_async_send_batch_serializer_and_next_object(
+    stream_settings: FreightSettings, topic: str, file_store: Any
+) -> None:
+    async def main() -> tuple[list[Any], list[str]]:
+        async with AsyncStreamProducer(
+            {None: file_store}, settings=stream_settings, batch_size=2
+        ) as producer:
+            positions = await producer.send_batch(topic, [[1], [2], [3]], stream="a", serializer="json")
+            assert [p.offset for p in positions if p] == [0, 1, 2]
+            await producer.end_stream(topic, "a")
+        async with AsyncStreamConsumer(topic, None, settings=stream_settings, until_end_of=["a"]) as consumer:
+            got = [await consumer.next_object(), await consumer.next_object()]
+            serializers = [meta.metadata.get("s", "") async for meta, _ in consumer.iter_with_metadata()]
+            with pytest.raises(StopAsyncIteration):
+                await consumer.next_object(timeout=1)
+        return got, serializers
+
+    got, rest = asyncio.run(main())
+    assert got == [[1], [2]]
+    assert rest == [""]
+
+
 def test_sync_iteration_helpers(
     stream_settings: FreightSettings, topic: str, make_producer: Callable[..., Any], file_store: Any
 ) -> None:
