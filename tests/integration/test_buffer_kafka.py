@@ -116,12 +116,38 @@ def by_stream(keys: Iterable[Key]) -> dict[str, list[Key]]:
 
 
 def dedup(keys: Iterable[Key]) -> dict[str, list[Key]]:
-    """Per stream, chunks in first-seen order, each (stream, chunk_index) once; repeats must be identical."""
+    """Per stream, chunks in first-seen order, each (stream, chunk_index) once; repeats must be identical,
+    except that a chunk delivered again may have become final (END_OF_STREAM was known by then)."""
     seen: dict[tuple[str, int], Key] = {}
     for k in keys:
         first = seen.setdefault((k[0], k[1]), k)
-        assert first == k, f"chunk {k[:2]} came back different: {first} vs {k}"
+        assert first[:3] + first[4:] == k[:3] + k[4:], f"chunk {k[:2]} came back different: {first} vs {k}"
+        if k[3]:
+            seen[(k[0], k[1])] = k
     return by_stream(seen.values())
+
+
+def merge_final(chunks: dict[str, list[Key]]) -> dict[str, list[Key]]:
+    """The chunks with an empty final chunk folded into the chunk before it (which becomes final).
+
+    Whether a stream whose length fits the chunks exactly ends with an empty final chunk depends on whether
+    END_OF_STREAM was already read when its last items were popped (issue 14 defect 5): compare runs in
+    this form where the timing of reads is not under the test's control."""
+    out: dict[str, list[Key]] = {}
+    for stream, keys in chunks.items():
+        last = keys[-1] if keys else None
+        if (
+            last is not None
+            and len(keys) >= 2
+            and last[3]
+            and not last[2]
+            and not last[4]
+            and not keys[-2][3]
+        ):
+            prev = keys[-2]
+            keys = [*keys[:-2], (prev[0], prev[1], prev[2], True, prev[4])]
+        out[stream] = keys
+    return out
 
 
 @pytest.mark.parametrize("policy", [SlidingWindow(4, 2), Count(3)], ids=["window", "count"])
@@ -146,7 +172,9 @@ def test_streams_on_one_partition_each_get_their_own_buffer_resolved_and_stacked
             got.append(chunk)
             most_buffers = max(most_buffers, *(len(pb.buffers) for pb in it.partitions.values()))
     assert most_buffers >= 8  # many streams open at once on the one partition, each with its own buffer
-    assert by_stream(key(c) for c in got) == reference(policy, lengths, ended=lengths)
+    assert merge_final(by_stream(key(c) for c in got)) == merge_final(
+        reference(policy, lengths, ended=lengths)
+    )
     for chunk in got:
         check_values(chunk)
         if chunk.data:
@@ -176,7 +204,8 @@ def test_unresolved_chunks_hold_lazy_proxies_and_streams_filter(
         got = list(it)
         assert it.stats.skipped == 4 * 8  # the other streams' items and END_OF_STREAMs
     assert {ch.stream for ch in got} == wanted
-    assert by_stream(key(ch) for ch in got) == reference(Count(3), {s: 7 for s in wanted}, ended=wanted)
+    want = reference(Count(3), {s: 7 for s in wanted}, ended=wanted)
+    assert merge_final(by_stream(key(ch) for ch in got)) == merge_final(want)
     assert not any(is_resolved(p) for ch in got for p in ch.data)  # nothing was fetched
     for ch in got:
         check_values(ch)  # resolving now works
@@ -194,7 +223,9 @@ def test_end_of_stream_final_chunks_and_open_streams_stay_uncommitted(
     group_id: str,
 ) -> None:
     topic = make_topic(partitions=1)
-    # s0 ends with a partial chunk (padded), s1 ends on a chunk boundary (empty final chunk), s2 stays open.
+    # s0 ends with a partial chunk (padded), s1 ends on a chunk boundary, s2 stays open. Everything is
+    # produced before the consumer reads, so END_OF_STREAM is known as s1's last chunk is popped: that
+    # chunk is s1's final one, with no empty final chunk after it (issue 14 defect 5).
     lengths = {"s0": 6, "s1": 8, "s2": 7}
     producer = make_producer({None: file_store})
     offsets = produce(producer, topic, lengths, ended={"s0", "s1"}, seed=3)
@@ -204,13 +235,13 @@ def test_end_of_stream_final_chunks_and_open_streams_stay_uncommitted(
         open_streams = {s for pb in it.partitions.values() for s, b in pb.buffers.items() if not b.finished}
         assert open_streams == {"s2"}
     keys = by_stream(key(ch) for ch in got)
-    assert keys == reference(policy, lengths, ended={"s0", "s1"})
+    assert keys == merge_final(reference(policy, lengths, ended={"s0", "s1"}))
     finals = {ch.stream: ch for ch in got if ch.is_final}
     assert set(finals) == {"s0", "s1"}  # exactly one final chunk per ended stream, none for the open one
     assert all(keys[s][-1][3] for s in ("s0", "s1"))  # and it is the last one
     assert finals["s0"].padding == 2 and finals["s0"].array.shape == (4, 3)
     np.testing.assert_array_equal(finals["s0"].array[2:], 0)
-    assert len(finals["s1"]) == 0 and finals["s1"].array is None
+    assert len(finals["s1"]) == 4 and finals["s1"].array.shape == (4, 3)
     # s2 delivered sequences 0..3; its items 4..6 wait for a chunk that is not complete: not committed.
     committed = KafkaAdmin(stream_settings).committed(group_id, topic)[(topic, 0)]
     assert committed == offsets[("s2", 4)]
@@ -227,7 +258,9 @@ def test_end_of_stream_final_chunks_and_open_streams_stay_uncommitted(
     producer.flush()
     with consumer(stream_settings, topic, group_id) as c, c.chunks(policy) as it:
         rest = [key(ch) for ch in it]
-    assert rest == reference(policy, {"s2": 8}, ended={"s2"})["s2"][1:]
+    assert merge_final({"s2": rest}) == {
+        "s2": merge_final(reference(policy, {"s2": 8}, ended={"s2"}))["s2"][1:]
+    }
 
 
 def test_commits_never_pass_the_oldest_item_an_open_window_needs(
@@ -299,7 +332,9 @@ def test_restart_after_a_clean_close_continues_with_the_same_chunks(
         for ch in run:
             check_values(ch)
     keys = [[key(ch) for ch in run] for run in runs]
-    assert dedup(keys[0] + keys[1] + keys[2]) == reference(policy, lengths, ended=lengths)
+    assert merge_final(dedup(keys[0] + keys[1] + keys[2])) == merge_final(
+        reference(policy, lengths, ended=lengths)
+    )
     # Exactly the chunk in hand at the first close came again; nothing else was repeated.
     assert set(keys[0]) & set(keys[1]) == {keys[0][-1]}
     assert not set(keys[1]) & set(keys[2])
@@ -409,7 +444,7 @@ def test_a_partition_moved_by_a_rebalance_goes_on_where_its_last_owner_stopped(
     # then moves it back to the committed offset (at most once per assignment).
     assert stats["a"].repositions <= stats["a"].partitions_opened
     everything = got["a"] + got["b"]
-    assert dedup(everything) == reference(policy, lengths, ended=lengths)
+    assert merge_final(dedup(everything)) == merge_final(reference(policy, lengths, ended=lengths))
     assert len(set(everything)) == len(everything)  # revocation committed: no chunk came twice
 
 
@@ -461,6 +496,6 @@ def test_sigkilled_chunk_consumer_rebuilds_the_chunks_of_an_uninterrupted_run(
     for x in lines:
         assert x["v"] == [value(x["s"], q).tolist() for q in x["q"]]  # the objects themselves were right
     keys: list[Key] = [(x["s"], x["i"], tuple(x["q"]), x["f"], 0) for x in lines]
-    assert dedup(keys) == want  # nothing lost, and the very chunks of an uninterrupted run
+    assert merge_final(dedup(keys)) == merge_final(want)  # nothing lost, the chunks of an uninterrupted run
     # Each kill leaves at most the chunk in hand uncommitted; nothing else is ever delivered twice.
     assert len(keys) - total <= kills

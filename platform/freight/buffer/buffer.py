@@ -357,7 +357,14 @@ class StreamBuffer:
         ctx = policy.context(index, new_start)
         start = new_start - ctx
         items = tuple(self._items[start - base : new_start + n_new - base])
-        chunk = StreamChunk(tuple([it.value for it in items]), index, start, False, ctx, self.stream, items)
+        # END_OF_STREAM already seen and this chunk takes the last items: it is the final chunk (no empty
+        # final chunk follows it).
+        final = self._end is not None and new_start + n_new == self._end
+        chunk = StreamChunk(tuple([it.value for it in items]), index, start, final, ctx, self.stream, items)
+        if final:
+            self._index = index + 1
+            self._finish()
+            return chunk
         self._index = index + 1
         self._fixed = policy.new_items(self._index)
         self._next_new = new_start + n_new
@@ -406,6 +413,13 @@ class StreamBuffer:
                 data += policy.pad(items[-1].value, padding)
             chunk = StreamChunk(data, index, start, True, ctx, self.stream, items, padding=padding)
         self._index = index + 1
+        self._finish()
+        return chunk
+
+    def _finish(self) -> None:
+        """The final chunk was popped: nothing is retained any more."""
+        end = self._end
+        assert end is not None
         self._next_new = end
         self._finished = True
         self._base = end
@@ -416,4 +430,3 @@ class StreamBuffer:
         self._scan = None
         self._scanned = 0
         self._cut = None
-        return chunk

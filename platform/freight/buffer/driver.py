@@ -330,6 +330,11 @@ class ChunkIterator:
                 self._stopped = True
                 return
             self._feed(record)
+            # Feed what is already fetched before popping (a zero timeout never fetches): an END_OF_STREAM
+            # right behind a stream's last items is then known when their chunk is popped, which makes
+            # that chunk the final one instead of following it with an empty final chunk.
+            while self._retry is None and (record := consumer.next_record(0, include_end=True)) is not None:
+                self._feed(record)
             return
         # `Time`: wait no longer than until the next lingering chunk is due, and keep track of idleness.
         now = time.monotonic()

@@ -20,8 +20,10 @@ The end of a stream. Complete chunks are never final. At END_OF_STREAM the items
 - `"pad"` (fixed-size policies only): the final chunk is padded at the end up to the chunk's full number of
   new items with `pad_value`, or with `pad_factory(last_value)` called once per pad slot.
 
-When nothing is left at END_OF_STREAM the final chunk is empty (no items, no padding), so every finished
-stream ends with exactly one final chunk, whatever the timing of pops and END_OF_STREAM.
+Every finished stream ends with exactly one final chunk. When END_OF_STREAM is already known as the chunk
+taking the last items is popped, that chunk is the final one (a stream whose length fits the chunks exactly
+ends without an empty chunk). Only when END_OF_STREAM arrives after the last items were popped is the final
+chunk empty (no items, no padding): it then only says that the stream ended.
 """
 
 from __future__ import annotations
