@@ -243,15 +243,47 @@ def test_on_resolve_eviction_deletes_after_first_resolve(
         key = ref_of(proxy).key
         assert file_store.exists(key)
         assert int(np.asarray(proxy).sum()) == sum(range(4096))
-        assert not file_store.exists(key)
+        assert file_store.exists(key), "deleted before the group committed past it"
+    assert not file_store.exists(key), "the commit at close() covers it: it goes"
     with StreamConsumer(topic, None, settings=stream_settings, until_high_watermark=True) as replay:
         (again,) = list(replay)
         with pytest.raises(
             ObjectEvictedError, match=rf"topic '{topic}' partition 0 offset 0.*{re.escape(key)}"
         ):
             extract(again)
-        with pytest.raises(ObjectEvictedError, match="an on-resolve object: its first resolve deleted it"):
+        with pytest.raises(
+            ObjectEvictedError, match="an on-resolve object: it was resolved and then deleted"
+        ):
             extract(pickle.loads(pickle.dumps(again)))
+
+
+def test_on_resolve_survives_redelivery_until_the_group_commits(
+    stream_settings: FreightSettings,
+    topic: str,
+    make_producer: Callable[..., Any],
+    file_store: Any,
+    group_id: str,
+) -> None:
+    """Issue 14 defect 4: a member resolves an on-resolve item and stops before committing it; the event is
+    delivered again and the next member must still resolve it. It goes once the group commits past it."""
+    producer = make_producer({None: file_store}, inline_threshold=0)
+    producer.send(topic, np.arange(100), stream="once", evict="on-resolve")
+    producer.send(topic, np.arange(5), stream="once", evict="on-resolve")
+    producer.flush()
+    first = StreamConsumer(topic, group_id, settings=stream_settings, until_high_watermark=True)
+    proxy = first.next_proxy(30)
+    key = ref_of(proxy).key
+    assert int(np.asarray(proxy).sum()) == sum(range(100))
+    first.close()  # stops with the item in hand: not committed, so Kafka delivers it again
+    assert file_store.exists(key)
+    with StreamConsumer(topic, group_id, settings=stream_settings, until_high_watermark=True) as second:
+        again = second.next_proxy(30)
+        assert ref_of(again).offset == 0
+        assert int(np.asarray(again).sum()) == sum(range(100))  # before: ObjectEvictedError
+        second.next_proxy(30)  # moving on finishes offset 0
+        assert file_store.exists(key)
+        second.commit()
+        assert not file_store.exists(key), "the group committed past it: it goes"
 
 
 def test_proxies_are_lazy_transparent_and_pickle_small(

@@ -196,7 +196,10 @@ def explain_missing(
             f"{group!r}) passed offset {checkpoint}{under}{when}"
         )
     if eviction is EvictionMode.ON_RESOLVE:
-        return "an on-resolve object: its first resolve deleted it"
+        return (
+            "an on-resolve object: it was resolved and then deleted (once the resolving group committed past "
+            "it, or at once for a consumer without a group)"
+        )
     low = admin.watermarks(topic).get(partition, (0, 0))[0]
     if offset < low:
         return (

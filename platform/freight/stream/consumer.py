@@ -55,6 +55,7 @@ from freight.kafka import KafkaAdmin, consumer_config, producer_config
 from freight.kafka.errors import translate_kafka_error
 from freight.schemas.events import EventKind, EvictionMode, ObjectEvent
 from freight.stream.metadata import ItemMetadata
+from freight.stream.onresolve import MARKS
 from freight.stream.proxy import Proxy, ProxyRef, extract
 from freight.stream.replay import Position, seek_targets
 from freight.stream.resolver import default_resolver
@@ -236,6 +237,9 @@ class StreamConsumer:
             overrides.setdefault("enable.partition.eof", True)
         if group_id is None or not auto_commit:
             overrides.update({"enable.auto.commit": False})
+        if group_id is not None:  # on-resolve objects resolved here go once the group commits past them
+            MARKS.consumer_opened(group_id)
+            overrides.setdefault("on_commit", self._on_commit)
         conf = consumer_config(self.settings, group_id or f"freight-replay-{uuid.uuid4().hex[:8]}", overrides)
         self._reset_earliest = str(conf.get("auto.offset.reset", "earliest")).lower() in (
             "earliest",
@@ -460,7 +464,9 @@ class StreamConsumer:
                 result = self._consumer.commit(offsets=tps, asynchronous=False)
             except KafkaException as exc:
                 raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "commit offsets") from exc
-            return {(tp.topic, tp.partition): tp.offset for tp in result or tps}
+            done = {(tp.topic, tp.partition): tp.offset for tp in result or tps}
+            MARKS.committed(self.group_id, done)
+            return done
         self._finish_last()
         pending = dict(self._done)
         self._store_done()
@@ -471,7 +477,16 @@ class StreamConsumer:
                 return {}
             raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "commit offsets") from exc
         committed = {(tp.topic, tp.partition): tp.offset for tp in result or [] if tp.offset >= 0}
+        MARKS.committed(self.group_id, committed)
         return committed or pending
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's report of a commit (the background auto-commit included)."""
+        if err is None and self.group_id is not None:
+            done = {
+                (tp.topic, tp.partition): tp.offset for tp in partitions if tp.offset >= 0 and not tp.error
+            }
+            MARKS.committed(self.group_id, done)
 
     def committed(self, partitions: Iterable[TP] | None = None) -> dict[TP, tuple[int, str | None]]:
         """The group's committed (offset, metadata) per partition (default: the assigned ones)."""
@@ -698,6 +713,7 @@ class StreamConsumer:
                 None,
                 self._bootstrap,
                 self._registry_url,
+                self.group_id,
             )
         else:
             inline = event.inline
@@ -847,11 +863,15 @@ class StreamConsumer:
             self._store_done()
             if self.group_id is not None and self.auto_commit:
                 try:
-                    self._consumer.commit(asynchronous=False)
+                    result = self._consumer.commit(asynchronous=False)
+                    done = {(tp.topic, tp.partition): tp.offset for tp in result or [] if tp.offset >= 0}
+                    MARKS.committed(self.group_id, done)
                 except KafkaException as exc:
                     if exc.args[0].code() not in (KafkaError._NO_OFFSET, KafkaError._STATE):
                         log.warning("final commit failed: %s", exc)
         finally:
+            if self.group_id is not None:
+                MARKS.consumer_closed(self.group_id, set(self._assigned))
             self._consumer.close()
             if self._dlq is not None:
                 self._dlq.flush(10)

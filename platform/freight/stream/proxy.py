@@ -42,6 +42,7 @@ class ProxyRef:
     inline: bytes | None = None
     bootstrap: str | None = None  # where the store-config topic is (no secrets)
     registry_url: str | None = None
+    group: str | None = None  # the consumer group that handed it out (on-resolve: see stream/onresolve.py)
 
     def where(self) -> str:
         return f"topic {self.topic!r} partition {self.partition} offset {self.offset}"
@@ -91,7 +92,12 @@ def _resolve_ref(ref: ProxyRef) -> Any:
     except ObjectNotFoundError as exc:
         raise _MissingObjectError(ref) from exc
     if ref.eviction is EvictionMode.ON_RESOLVE:
-        store.evict(ref.key)
+        from freight.stream.onresolve import MARKS
+
+        # Deleted once the group commits past the event (safe if it is delivered again); without a
+        # group nothing delivers it again: delete it now.
+        if not MARKS.resolved(ref) and ref.group is None:
+            store.evict(ref.key)
     return obj
 
 
