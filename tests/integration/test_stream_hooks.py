@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from freight.config import FreightSettings
-from freight.errors import DeliveryError
+from freight.errors import ConfigError, DeliveryError
 from freight.stream import AsyncStreamConsumer, AsyncStreamProducer, StreamConsumer, StreamProducer, extract
 
 
@@ -173,3 +173,16 @@ def test_prometheus_counters_follow_what_moved(
     with StreamConsumer(topic, group_id, settings=stream_settings, until_high_watermark=True) as c:
         assert len(list(c)) == 300
     assert value("freight_events_consumed_total", topic=topic, group=group_id) == 300
+
+
+def test_a_closed_consumer_says_it_is_closed_and_what_to_do(
+    stream_settings: FreightSettings, topic: str, group_id: str
+) -> None:
+    consumer = StreamConsumer(topic, group_id, settings=stream_settings, until_high_watermark=True)
+    consumer.close()
+    consumer.close()  # harmless
+    for use in (lambda: list(consumer), consumer.next_record, consumer.commit):
+        with pytest.raises(
+            ConfigError, match=rf"closed; to read on, create a new one \(StreamConsumer\('{topic}'"
+        ):
+            use()

@@ -215,6 +215,7 @@ class StreamConsumer:
         self._done: dict[TP, int] = {}  # next offset to commit per partition (items finished)
         self._last: tuple[str, int, int] | None = None  # last item handed out, not yet finished
         self._assigned: set[TP] = set()
+        self._closed = False
         self._ever_assigned = False
         self._assign_pending = False  # partitions were taken away and the group has not assigned again yet
         self._pending_seeks: list[_SeekSpec] = []
@@ -446,6 +447,8 @@ class StreamConsumer:
         these next-offsets-to-read, each optionally with commit metadata `(offset, "text")`; this is how
         pipelines and stream buffers commit their own low watermark (with `auto_commit=False`).
         """
+        if self._closed:
+            self._raise_closed()
         if self.group_id is None:
             return {}
         if offsets is not None:
@@ -758,6 +761,8 @@ class StreamConsumer:
         None means: the stop condition was reached, or nothing arrived within `timeout` (or `idle_timeout`
         when `timeout` is None). Calling this finishes the previously returned item (its offset may commit).
         """
+        if self._closed:
+            self._raise_closed()
         self._finish_last()
         wait = self.idle_timeout if timeout is None else timeout
         deadline = None if wait is None else time.monotonic() + wait
@@ -856,8 +861,20 @@ class StreamConsumer:
         if parts:
             self._consumer.resume(parts)
 
+    def _raise_closed(self) -> None:
+        topics = self.topics[0] if len(self.topics) == 1 else self.topics
+        again = f"StreamConsumer({topics!r}, {self.group_id!r}, ...)"
+        where = "where the group's commits left off" if self.group_id is not None else "from the start"
+        raise ConfigError(
+            f"this StreamConsumer is closed; to read on, create a new one ({again}): it reads {where}"
+        )
+
     def close(self) -> None:
-        """Commit what is finished (not the item still in hand) and leave the group."""
+        """Commit what is finished (not the item still in hand) and leave the group. Closing twice is
+        harmless; reading from a closed consumer raises an error that says so."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._report_metrics()
             self._store_done()
