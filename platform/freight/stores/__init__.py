@@ -20,7 +20,7 @@ from freight.stores.serializers import (
     SerializerRegistry,
     TorchSerializer,
 )
-from freight.stores.store import Store, StoredObject, StoreStats
+from freight.stores.store import InlineObject, Store, StoredObject, StoreStats
 
 __all__ = [
     "CHECKSUM_ALGORITHMS",
@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_ALGORITHM",
     "BytesSerializer",
     "Frame",
+    "InlineObject",
     "JsonSerializer",
     "NumpySerializer",
     "PickleSerializer",

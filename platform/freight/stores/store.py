@@ -50,6 +50,26 @@ class StoredObject:
     descriptor: ArrayDescriptor | None
 
 
+@dataclass(frozen=True, slots=True)
+class InlineObject:
+    """An object small enough to travel inside its event: its serialized bytes, not a store entry."""
+
+    payload: bytes
+    serializer: str
+    descriptor: ArrayDescriptor | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.payload)
+
+
+def place_serialized(ser: SerializedObject, inline_threshold: int) -> InlineObject | None:
+    """`ser` as an `InlineObject` when it is smaller than `inline_threshold` bytes, else None."""
+    if ser.nbytes >= inline_threshold:
+        return None
+    return InlineObject(ser.to_bytes(), ser.serializer, ser.descriptor)
+
+
 @dataclass
 class StoreStats:
     """Counters of one `Store` object (this process only)."""
@@ -172,6 +192,37 @@ class Store:
         size = len(header) + held
         self._count_write(size)
         return StoredObject(key, size, None, "torch", descriptor)
+
+    def place(
+        self,
+        obj: Any,
+        *,
+        key: Callable[[], str],
+        serializer: str | None = None,
+        inline_threshold: int = 0,
+    ) -> InlineObject | StoredObject:
+        """Decide where `obj` goes, once, and put it there.
+
+        A store that keeps objects resident (the tensor store, for the tensors it accepts) takes the object
+        itself, never inlined; otherwise the object is serialized, and returned inline when smaller than
+        `inline_threshold` bytes, else written under a new key.
+
+        Args:
+            obj: the object.
+            key: called for the key only when the object is written (so inline objects use none).
+            serializer: a serializer name, or None for the registry's choice.
+            inline_threshold: objects serialized smaller than this many bytes stay inline (0: never).
+
+        Returns:
+            An `InlineObject` (bytes for the event) or the `StoredObject` written.
+        """
+        if self._resident(obj, serializer):
+            return self._put_resident(validate_key(key()), obj)
+        ser = self.serialize(obj, serializer)
+        inline = place_serialized(ser, inline_threshold)
+        if inline is not None:
+            return inline
+        return self.put_serialized(key(), ser)
 
     def put(self, obj: Any, *, key: str | None = None, serializer: str | None = None) -> StoredObject:
         """Store `obj` under `key` (a new unique key if None) and describe what was written."""

@@ -7,8 +7,9 @@ idempotent producer. An event therefore never points at bytes that were not writ
 acknowledged the object is deleted again and the failure surfaces on the send's future and at the next
 `flush()`. Nothing is dropped silently: filtered sends are counted.
 
-`send()` returns a `SendResult`: `result()` gives where the event landed (or raises why it did not),
-`done()` checks without waiting. Delivery reports are served on later sends, on `flush()`/`close()` and
+`send()` returns a `SendResult` (`stream/delivery.py`): `result()` gives where the event landed (or raises
+why it did not), `done()` checks without waiting. Where an object goes (resident, inline or stored) is the
+store's decision (`Store.place`). Delivery reports are served on later sends, on `flush()`/`close()` and
 by `result()` itself, so no background thread competes with the sending thread for the GIL.
 
 ProxyStore's hooks are kept: `filter_` (drop an item by its metadata), `batch_size` and `aggregator`
@@ -31,7 +32,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from freight.config import FreightSettings, load_settings
 from freight.connectors.keys import safe_key_part
-from freight.connectors.protocol import ObjectConnector
 from freight.errors import ConfigError, DeliveryError
 from freight.kafka import producer_config
 from freight.schemas.events import (
@@ -41,109 +41,27 @@ from freight.schemas.events import (
     ObjectEvent,
     ObjectRef,
 )
+from freight.stores.store import InlineObject, place_serialized
+from freight.stream.delivery import (
+    DONE,
+    FAILED,
+    FILTERED,
+    RecordPosition,
+    SendResult,
+    certainly_not_written,
+    chain,
+    failure_error,
+    refused_error,
+)
 from freight.stream.resolver import default_resolver
 
 if TYPE_CHECKING:
     from freight.schemas.serde import EventSerde
-    from freight.stores import SerializedObject, SerializerRegistry, Store, StoredObject
+    from freight.stores import SerializerRegistry, Store, StoredObject
+
+__all__ = ["ProducerStats", "RecordPosition", "SendResult", "StreamProducer"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordPosition:
-    """Where an acknowledged event landed."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-_PENDING, _DONE, _FAILED, _FILTERED = range(4)
-
-
-class SendResult:
-    """The outcome of one `send()`: resolves when Kafka acknowledges the event (or refuses it)."""
-
-    __slots__ = ("_batch", "_callbacks", "_error", "_key", "_owner", "_position", "_state", "_store", "topic")
-
-    def __init__(self, owner: StreamProducer | None, topic: str) -> None:
-        self._owner = owner
-        self.topic = topic
-        self._batch: tuple[str, str] | None = None  # (topic, stream) while the send waits for its batch
-        self._state = _PENDING
-        self._position: RecordPosition | None = None
-        self._error: BaseException | None = None
-        self._store: Store | None = None
-        self._key: str | None = None
-        self._callbacks: list[Callable[[SendResult], None]] | None = None
-
-    def done(self) -> bool:
-        """True once acknowledged, failed or filtered (never blocks)."""
-        return self._state != _PENDING
-
-    def filtered(self) -> bool:
-        """True if the producer's filter dropped this item (nothing was sent)."""
-        return self._state == _FILTERED
-
-    def result(self, timeout: float | None = None) -> RecordPosition | None:
-        """Where the event landed (None if filtered); raises DeliveryError if it was not delivered.
-
-        A send still waiting for its batch (`batch_size` > 1) is not in Kafka yet: waiting for it sends its
-        stream's pending batch first, so `result()` never waits for a batch that nothing would flush.
-
-        Args:
-            timeout: seconds to wait for the acknowledgement (None: wait as long as it takes).
-
-        Returns:
-            The topic, partition and offset of the event, or None if the producer's filter dropped it.
-        """
-        self._wait(timeout)
-        if self._error is not None:
-            raise self._error
-        return self._position
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._wait(timeout)
-        return self._error
-
-    def add_done_callback(self, fn: Callable[[SendResult], None]) -> None:
-        """Call `fn(self)` once done (at once if already done; otherwise in the thread serving deliveries)."""
-        if self._state != _PENDING:
-            fn(self)
-            return
-        if self._callbacks is None:
-            self._callbacks = []
-        self._callbacks.append(fn)
-
-    def _wait(self, timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        batch = self._batch
-        if batch is not None and self._owner is not None:
-            self._owner._flush_pending(*batch)  # nothing else would send it: send it now
-        while self._state == _PENDING:
-            if deadline is not None and time.monotonic() > deadline:
-                raise DeliveryError(
-                    f"no acknowledgement for an event on topic {self.topic!r} within {timeout:g}s"
-                )
-            assert self._owner is not None
-            self._owner._producer.poll(0.05)
-
-    def _finish(self, state: int, position: RecordPosition | None, error: BaseException | None) -> None:
-        self._state, self._position, self._error = state, position, error
-        callbacks, self._callbacks = self._callbacks, None
-        for fn in callbacks or ():
-            fn(self)
-
-    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        """librdkafka's delivery report for this event."""
-        owner = self._owner
-        assert owner is not None
-        if err is None:
-            owner.stats.acked += 1
-            self._finish(_DONE, RecordPosition(self.topic, msg.partition() or 0, msg.offset() or 0), None)
-            return
-        owner._delivery_failed(self, err)
 
 
 @dataclass
@@ -229,14 +147,13 @@ class StreamProducer:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._keys = itertools.count()
         self._key_prefixes: dict[str, str] = {}
-        self._resident: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._failures: list[BaseException] = []
         self._closed = False
         for store in self.stores.values():
             default_resolver().register(store)
         conf = producer_config(self.settings, dict(kafka_config or {}))
-        self._delivery_settings = {
+        self._delivery_settings: dict[str, str] = {
             k: str(conf[k])
             for k in ("delivery.timeout.ms", "message.timeout.ms", "message.max.bytes")
             if k in conf
@@ -302,7 +219,7 @@ class StreamProducer:
         if self.filter is not None and self.filter(meta):
             self.stats.filtered += 1
             dropped = SendResult(self, topic)
-            dropped._finish(_FILTERED, None, None)
+            dropped._finish(FILTERED, None, None)
             return dropped
         if self.batch_size > 1:
             return self._enqueue(
@@ -407,14 +324,14 @@ class StreamProducer:
             self._fail_batched(results, exc)
             return
         for result in results:
-            _chain(inner, result)
+            chain(inner, result)
 
     def _fail_batched(self, results: list[SendResult], exc: Exception) -> None:
         """Fail the results of batched sends that could not be sent; `flush()` raises it again."""
         with self._lock:
             self._failures.append(exc)
         for result in results:
-            result._finish(_FAILED, None, exc)
+            result._finish(FAILED, None, exc)
 
     def _send_one(
         self,
@@ -428,50 +345,46 @@ class StreamProducer:
         if topic not in self._ready_topics:
             self._ensure_topic(topic)
         store = self.store_for(topic)
-        if store is not None and self._resident_store(store) and store.connector.accepts(obj):  # type: ignore[attr-defined]
-            return self._send_resident(topic, stream, store, obj, meta, mode, serializer)
-        ser: SerializedObject = (
-            store.serialize(obj, serializer)
-            if store is not None
-            else self.serializers.serialize(obj, serializer)
-        )
-        sequence = self._next_sequence(topic, stream)
-        stored_key: str | None = None
-        if ser.nbytes < self.inline_threshold:
-            payload = (
-                b"".join(bytes(b) for b in ser.buffers) if len(ser.buffers) != 1 else bytes(ser.buffers[0])
+        placed: InlineObject | StoredObject | None
+        if store is not None:
+            placed = store.place(
+                obj,
+                key=lambda: self._claim_key(topic, store),
+                serializer=serializer,
+                inline_threshold=self.inline_threshold,
             )
-            event = ObjectEvent(
-                stream=stream,
-                sequence=sequence,
-                producer_id=self.producer_id,
-                inline=InlinePayload(payload, ser.serializer),
-                descriptor=ser.descriptor,
-                metadata=meta,
-            )
-            self.stats.inline_objects += 1
         else:
-            if store is None:
+            ser = self.serializers.serialize(obj, serializer)
+            placed = place_serialized(ser, self.inline_threshold)
+            if placed is None:
                 raise ConfigError(
                     f"no store for topic {topic!r} and the object ({ser.nbytes} bytes) is above the inline "
                     f"threshold ({self.inline_threshold}); pass stores={{{topic!r}: store}} or a default "
                     "store under the key None"
                 )
-            self._publish(store)
-            stored_key = self._new_key(topic)
-            stored = store.put_serialized(stored_key, ser)
-            event = self._stored_event(stream, sequence, store, stored, mode, meta)
-            self.stats.bulk_bytes += stored.size
-            self._counts(topic)[1] += stored.size
+        sequence = self._next_sequence(topic, stream)  # after placing: a failed write leaves no gap
         self.stats.objects += 1
-        return self._produce(topic, event, store if stored_key else None, stored_key)
+        if isinstance(placed, InlineObject):
+            self.stats.inline_objects += 1
+            event = ObjectEvent(
+                stream=stream,
+                sequence=sequence,
+                producer_id=self.producer_id,
+                inline=InlinePayload(placed.payload, placed.serializer),
+                descriptor=placed.descriptor,
+                metadata=meta,
+            )
+            return self._produce(topic, event, None, None)
+        assert store is not None
+        self.stats.bulk_bytes += placed.size
+        self._counts(topic)[1] += placed.size
+        event = self._stored_event(stream, sequence, store, placed, mode, meta)
+        return self._produce(topic, event, store, placed.key)
 
-    def _resident_store(self, store: Store) -> bool:
-        """Does this store keep objects resident (tensors)? Cached: Protocol isinstance checks are slow."""
-        known = self._resident.get(store.name)
-        if known is None:
-            known = self._resident[store.name] = isinstance(store.connector, ObjectConnector)
-        return known
+    def _claim_key(self, topic: str, store: Store) -> str:
+        """A key for an object the store is about to write (its config is published first, once)."""
+        self._publish(store)
+        return self._new_key(topic)
 
     def _new_key(self, topic: str) -> str:
         """A unique store key: topic / producer id / counter (the evictor's orphan sweep relies on it)."""
@@ -503,28 +416,6 @@ class StreamProducer:
             ),
             descriptor=stored.descriptor,
             metadata=meta,
-        )
-
-    def _send_resident(
-        self,
-        topic: str,
-        stream: str,
-        store: Store,
-        obj: Any,
-        meta: dict[str, str],
-        mode: EvictionMode,
-        serializer: str | None,
-    ) -> SendResult:
-        """A store that keeps objects resident (tensors): hand the object itself over, never inline it."""
-        self._publish(store)
-        sequence = self._next_sequence(topic, stream)
-        key = self._new_key(topic)
-        stored = store.put(obj, key=key, serializer=serializer)
-        self.stats.bulk_bytes += stored.size
-        self._counts(topic)[1] += stored.size
-        self.stats.objects += 1
-        return self._produce(
-            topic, self._stored_event(stream, sequence, store, stored, mode, meta), store, key
         )
 
     def end_stream(self, topic: str, stream: str = "default") -> SendResult:
@@ -577,7 +468,14 @@ class StreamProducer:
             self.stats.failed += 1
             self._counts(topic)[2] += 1
             if isinstance(exc, KafkaException):
-                raise self._refused(topic, exc.args[0], len(value), key) from exc
+                raise refused_error(
+                    topic,
+                    exc.args[0],
+                    len(value),
+                    key is not None,
+                    self._delivery_settings,
+                    self.inline_threshold,
+                ) from exc
             raise
         self.stats.events += 1
         self._counts(topic)[0] += 1
@@ -616,20 +514,17 @@ class StreamProducer:
             return False
         return True
 
-    def _refused(self, topic: str, err: KafkaError, size: int, key: str | None) -> DeliveryError:
-        """The error for an event Kafka would not take from `produce()` (nothing was sent)."""
-        deleted = "Its stored object was deleted again. " if key else ""
-        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-            limit = self._delivery_settings.get("message.max.bytes", "?")
-            return DeliveryError(
-                f"an event for topic {topic!r} is {size} bytes, more than the producer's message.max.bytes "
-                f"({limit}); nothing was sent. {deleted}Large objects belong in a store: lower the "
-                f"inline threshold (now {self.inline_threshold} bytes) so they are stored, not inlined."
-            )
-        return DeliveryError(
-            f"Kafka would not take an event for topic {topic!r} ({err.name()}: {err.str()}); nothing was "
-            f"sent. {deleted}Check the topic and the producer settings."
-        )
+    # Delivery reports (the DeliveryOwner protocol of stream/delivery.py) -------------------------------
+    def _poll(self, timeout: float) -> None:
+        self._producer.poll(timeout)
+
+    def _delivered(self, result: SendResult, err: KafkaError | None, msg: Message) -> None:
+        """librdkafka's delivery report for `result`'s event."""
+        if err is None:
+            self.stats.acked += 1
+            result._finish(DONE, RecordPosition(result.topic, msg.partition() or 0, msg.offset() or 0), None)
+            return
+        self._delivery_failed(result, err)
 
     def _delivery_failed(self, result: SendResult, err: KafkaError) -> None:
         """A refused or timed-out event: record and surface the failure; delete its stored object again only
@@ -637,40 +532,20 @@ class StreamProducer:
         self.stats.failed += 1
         self._counts(result.topic)[2] += 1
         key, store = result._key, result._store
-        settings = self._delivery_settings
-        bootstrap = self.settings.kafka_bootstrap
-        if err.code() in _NOT_WRITTEN:
-            cause = f"the broker refused it ({err.name()}: {err.str()})"
-            if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                cause += (
-                    f"; lower the inline threshold (now {self.inline_threshold} bytes) so large objects are "
-                    "stored, or raise the topic's max.message.bytes"
-                )
-            fate = "Its stored object was deleted again. " if self._forget_stored(store, key) else ""
-            advice = "Fix the cause and send it again."
-        else:
-            timeout = settings.get("delivery.timeout.ms", settings.get("message.timeout.ms", "?"))
-            cause = (
-                f"no acknowledgement from {bootstrap} within delivery.timeout.ms={timeout} "
-                f"({err.name()}: {err.str()})"
-            )
-            fate = (
-                f"The broker may still have written it, so its stored object {key!r} in store "
-                f"{store.name!r} is kept (the evictor's orphan sweep deletes it after its grace period if "
-                "no event names it). "
-                if key is not None and store is not None
-                else ""
-            )
-            advice = (
-                "Check the broker (`freight dev status`), then send it again (consumers may see it twice if "
-                "it was written after all)."
-            )
-        failure = DeliveryError(
-            f"Kafka did not acknowledge an event on topic {result.topic!r}: {cause}. {fate}{advice}"
+        deleted = certainly_not_written(err) and self._forget_stored(store, key)
+        failure = failure_error(
+            result.topic,
+            err,
+            deleted=deleted,
+            store=store,
+            key=key,
+            bootstrap=self.settings.kafka_bootstrap,
+            settings=self._delivery_settings,
+            inline_threshold=self.inline_threshold,
         )
         with self._lock:
             self._failures.append(failure)
-        result._finish(_FAILED, None, failure)
+        result._finish(FAILED, None, failure)
 
     # Lifecycle ----------------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> None:
@@ -718,40 +593,9 @@ class StreamProducer:
         self.close()
 
 
-#: Delivery errors after which the event is certainly not in the log (the broker refused it, or it never
-#: left this process): its stored object can go at once. Any other failure (a timeout, a lost connection)
-#: may come after the broker wrote the event, so the object stays for the orphan sweep to judge.
-_NOT_WRITTEN = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.INVALID_RECORD,
-        KafkaError.INVALID_MSG,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError._UNKNOWN_TOPIC,
-        KafkaError._UNKNOWN_PARTITION,
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-        KafkaError.INVALID_REQUIRED_ACKS,
-        KafkaError.POLICY_VIOLATION,
-        KafkaError._PURGE_QUEUE,
-    }
-)
-
-
 def _check_names(topic: object, stream: object) -> None:
     """A topic or stream id of the wrong type is an error before anything is stored (cheap: every send)."""
     if not isinstance(topic, str) or not topic:
         raise ConfigError(f"the topic must be a non-empty string, got {type(topic).__name__}: {topic!r}")
     if not isinstance(stream, str):
         raise ConfigError(f"the stream id must be a string, got {type(stream).__name__}: {stream!r}")
-
-
-def _chain(source: SendResult, target: SendResult) -> None:
-    """Complete `target` when `source` completes, with the same outcome."""
-
-    def done(src: SendResult) -> None:
-        target._finish(src._state, src._position, src._error)
-
-    source.add_done_callback(done)
