@@ -27,7 +27,13 @@ pytest_plugins = sorted(
     if p.stem != "__init__"
 )
 
-_DIR_MARKERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "faults": "faults"}
+_DIR_MARKERS = {
+    "unit": "unit",
+    "integration": "integration",
+    "compat": "integration",  # tests/compat: the seed guides on real services
+    "e2e": "e2e",
+    "faults": "faults",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

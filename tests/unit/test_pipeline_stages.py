@@ -213,3 +213,21 @@ def test_aclose_from_another_task_stops_a_running_loop() -> None:
     assert seen == list(range(len(seen))) and len(seen) < 1000
     # done = every result the loop finished; the last one it got may or may not have been marked done
     assert len(seen) - 1 <= source.committed[("memory", 0)] <= len(seen)
+
+
+def test_a_list_into_a_per_item_stage_says_how_to_fan_out() -> None:
+    from freight.pipeline import StageError
+
+    @stage
+    async def search(query: str) -> list[dict[str, str]]:
+        return [{"query": query, "result": "a"}, {"query": query, "result": "b"}]
+
+    @stage
+    async def rank(result: dict[str, str]) -> dict[str, object]:
+        return {**result, "ranked": True}
+
+    async def run() -> list[object]:
+        return await (search | rank)(["python"]).collect()
+
+    with pytest.raises(StageError, match=r"got a list of 2 item\(s\) as one item.*freight.compat.conveyor"):
+        asyncio.run(run())

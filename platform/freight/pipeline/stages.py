@@ -138,7 +138,25 @@ class Stage(Generic[In, Out]):
 
 
 class ItemStage(Stage[In, Out]):
-    """A stage whose function takes one item and returns its result (None filters the item)."""
+    """A stage whose function takes one item and returns one result (None filters the item out)."""
+
+    async def call(self, arg: Any) -> Any:
+        try:
+            return await self._apply(arg)
+        except (TypeError, AttributeError, KeyError) as exc:
+            if isinstance(arg, list) and not isinstance(exc, _FanOutHintError):
+                raise _FanOutHintError(
+                    f"{type(exc).__name__}: {exc} (stage {self.name!r} got a list of {len(arg)} item(s) as "
+                    "one item. A Freight stage maps one item to one "
+                    "result: to process a list's elements one by one, loop over them inside this stage "
+                    "(or return one result per input from a @batch_stage), or use freight.compat.conveyor, "
+                    "whose tasks fan lists out; see docs/migrating.md)"
+                ) from exc
+            raise
+
+
+class _FanOutHintError(TypeError):
+    """A per-item stage failed on a list: the message says how to fan out."""
 
 
 class BatchStage(Stage[In, Out]):
