@@ -286,6 +286,49 @@ def test_on_resolve_survives_redelivery_until_the_group_commits(
         assert not file_store.exists(key), "the group committed past it: it goes"
 
 
+_RESOLVE_THEN_HANG = """
+import sys, time
+import numpy as np
+from freight.stream import StreamConsumer
+consumer = StreamConsumer(sys.argv[1], sys.argv[2], until_high_watermark=True)
+proxy = consumer.next_proxy(30)
+print(int(np.asarray(proxy).sum()), flush=True)  # resolved; the item stays in hand, never committed
+time.sleep(120)
+"""
+
+
+def test_on_resolve_survives_a_member_killed_after_resolving(
+    stream_settings: FreightSettings,
+    topic: str,
+    make_producer: Callable[..., Any],
+    file_store: Any,
+    group_id: str,
+) -> None:
+    """Issue 14 defect 4, with a crash: a member SIGKILLed right after resolving an on-resolve item (before
+    any commit) leaves it to the next member, which resolves it; the next member's commit deletes it."""
+    producer = make_producer({None: file_store}, inline_threshold=0)
+    producer.send(topic, np.arange(1000), evict="on-resolve")
+    producer.flush()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _RESOLVE_THEN_HANG, topic, group_id],
+        env=child_env(stream_settings),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == str(sum(range(1000))), "the child did not resolve the item"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    with StreamConsumer(topic, group_id, settings=stream_settings, until_high_watermark=True) as second:
+        (again,) = list(second)
+        key = ref_of(again).key
+        assert file_store.exists(key), "the killed member's resolve deleted it before any commit"
+        assert int(np.asarray(again).sum()) == sum(range(1000))
+    assert not file_store.exists(key), "the group committed past it (at close): it goes"
+
+
 def test_proxies_are_lazy_transparent_and_pickle_small(
     stream_settings: FreightSettings,
     topic: str,
