@@ -10,8 +10,9 @@ import inspect
 
 import pytest
 
-from freight.stream import AsyncStreamConsumer, AsyncStreamProducer, StreamConsumer, StreamProducer
-from freight.stream.aio import SYNC_ONLY
+from freight.stream import AsyncStreamConsumer, AsyncStreamProducer, StreamConsumer, StreamProducer, aio
+
+SYNC_ONLY: dict[str, str] = getattr(aio, "SYNC_ONLY", {})
 
 PAIRS = [(StreamProducer, AsyncStreamProducer), (StreamConsumer, AsyncStreamConsumer)]
 _DUNDERS = {"__init__", "__iter__", "__enter__", "__exit__"}
