@@ -13,7 +13,10 @@ store's decision (`Store.place`). Delivery reports are served on later sends, on
 by `result()` itself, so no background thread competes with the sending thread for the GIL.
 
 ProxyStore's hooks are kept: `filter_` (drop an item by its metadata), `batch_size` and `aggregator`
-(combine N objects of a stream into one before storing).
+(combine N objects of a stream into one before storing). Batching never loses a send's options: each batched
+send keeps its eviction mode, serializer and metadata; an aggregated batch is closed early rather than mix
+eviction modes or serializers, and keeps every item's metadata under `freight.batch_metadata` (JSON) when
+they differ.
 """
 
 from __future__ import annotations
@@ -207,9 +210,22 @@ class StreamProducer:
     ) -> SendResult:
         """Store `obj` (or inline it) and produce its event; the result resolves when Kafka acknowledges.
 
-        With `batch_size` > 1 the object waits for its batch (flushed by `flush`, `end_stream`, `close`).
-        Raises at once for a store write that fails (nothing is produced then); a failed delivery fails the
-        result and is raised again by the next `flush()`.
+        With `batch_size` > 1 the object waits for its batch (sent when full, by `flush`, `end_stream`,
+        `close`, or by waiting on its result) and keeps every option given here. Raises at once for a store
+        write that fails (nothing is produced then; a batched send fails its result instead); a failed
+        delivery fails the result and is raised again by the next `flush()`.
+
+        Args:
+            topic: the Kafka topic (created on first send when missing, see `create_topics`).
+            obj: the object; stored, or inlined below the inline threshold.
+            stream: the stream id (the Kafka key: a stream stays in one partition, in order).
+            metadata: string pairs carried in the event (what `filter_` sees).
+            evict: "watermark", "on-resolve", "retention", "never", or ProxyStore's True (one-time use:
+                on-resolve) / False (kept: never); None: the producer's default.
+            serializer: a serializer name (None: the registry's choice for the object's type).
+
+        Returns:
+            A `SendResult` that resolves when Kafka acknowledges the event.
         """
         if self._closed:
             self._check_open()
