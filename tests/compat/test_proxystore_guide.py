@@ -162,3 +162,22 @@ def test_a_proxystore_publisher_is_a_clear_error() -> None:
         StreamProducer(RedisPublisher(), {})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"use KafkaSubscriber\(topic\)"):
         StreamConsumer(object())  # type: ignore[arg-type]
+
+
+def test_multi_producer_and_multi_consumer(
+    stream_settings: FreightSettings, topic: str, tmp_path: Path
+) -> None:
+    """The guide's multi-producer / multi-consumer notes: each producer just sends; consumers that each
+    receive the whole stream need evict=False."""
+    store = _store(tmp_path)
+    first = StreamProducer(KafkaPublisher(settings=stream_settings), {None: store})
+    second = StreamProducer(KafkaPublisher(settings=stream_settings), {None: store})
+    for i in range(3):
+        first.send(topic, f"a{i}".encode(), evict=False)
+        second.send(topic, f"b{i}".encode(), evict=False)
+    first.close(end_topics=False, close_stores=False)  # the other producer still sends
+    second.close(close_stores=False)
+    everything = {f"{p}{i}".encode() for p in "ab" for i in range(3)}
+    for _ in range(2):  # every consumer receives the full stream: evict=False kept the objects for both
+        with StreamConsumer(KafkaSubscriber(topic, settings=stream_settings)) as c:
+            assert {bytes(o) for o in c.iter_objects()} == everything

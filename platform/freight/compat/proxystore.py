@@ -21,6 +21,7 @@ Mapping and the differences that remain (docs/migrating.md has the full list):
 - A topic is a Kafka topic; the producer creates a missing one (1 partition). A consumer without a `group`
   reads the whole topic from the start (Kafka keeps it); with a group it resumes at the group's commits.
 - `close()` / `close_topics()` end the topic's stream with an END_OF_STREAM event: consumers stop there.
+  With several producers on one topic, close all but the last with `close(end_topics=False)`.
 - `StreamConsumer.close(close_stores=True)` leaves the stores open: resolving stores are one cache per
   process, shared by every consumer (a ProxyStore consumer closes its own).
 """
@@ -179,10 +180,20 @@ class StreamProducer:
         self.freight.flush()
 
     def close(
-        self, *, topics: Iterable[str] = (), close_publisher: bool = True, close_stores: bool = True
+        self,
+        *,
+        topics: Iterable[str] = (),
+        close_publisher: bool = True,
+        close_stores: bool = True,
+        end_topics: bool = True,
     ) -> None:
-        """End the topics sent to (and `topics`), flush, and close the publisher and the stores."""
-        self.close_topics(*sorted({*self._topics, *topics}))
+        """End `topics` and (`end_topics`) every topic sent to; flush; close the publisher and the stores.
+
+        Consumers stop at a topic's end. With several producers on one topic, close all but the last with
+        `end_topics=False`, so that the consumers read on until the last producer is done.
+        """
+        ended = {*self._topics, *topics} if end_topics else set(topics)
+        self.close_topics(*sorted(ended))
         self.freight.close(close_stores=close_stores)
         if close_publisher and self._publisher is not None:
             self._publisher.close()
