@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,11 @@ pytest_plugins = sorted(
     for p in (Path(__file__).parent / "fixtures").glob("*.py")
     if p.stem != "__init__"
 )
+
+# Test stores live in pytest's temporary directories (and /dev/shm): allow them as store roots for every
+# process a test starts, as a deployment would list its own store directories (docs/security.md). Tests of
+# the allow-list itself pass explicit settings.
+os.environ.setdefault("FREIGHT_ALLOWED_STORE_ROOTS", ",".join([tempfile.gettempdir(), "/dev/shm"]))
 
 _DIR_MARKERS = {
     "unit": "unit",

@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from freight.errors import ConfigError
+from freight.redact import redact_text
 
 
 class FreightSettings(BaseSettings):
@@ -37,6 +38,35 @@ class FreightSettings(BaseSettings):
         4096, ge=0, description="Objects smaller than this travel inside the event."
     )
     allow_pickle: bool = Field(False, description="Enable the pickle serializer (runs code on load).")
+    # Trust boundaries (docs/security.md): what a store config read from Kafka may make this process touch.
+    allowed_store_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories file stores from the store catalog may live under (comma-separated); "
+        "empty means only `store_dir`.",
+    )
+    allowed_s3_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="S3 endpoints a catalog store may name (comma-separated); empty means only "
+        "`s3_endpoint_url` (or AWS when that is unset).",
+    )
+    allowed_s3_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Buckets a catalog store may name (comma-separated); empty: any."
+    )
+    allowed_store_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts a catalog tensor store may make this process connect to (comma-separated); "
+        "empty means loopback only.",
+    )
+    allowed_clusters: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other Kafka clusters (bootstrap lists, ';'-separated) whose pickled proxies this "
+        "process resolves with its own credentials; empty: only its own cluster.",
+    )
+    catalog_key: SecretStr | None = Field(
+        None,
+        description="HMAC key that signs and authenticates store-catalog and retention-policy records; "
+        "when set, unsigned or wrongly signed records are refused.",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -52,9 +82,32 @@ class FreightSettings(BaseSettings):
             try:
                 value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
-                raise ValueError(f"FREIGHT_KAFKA_PROPERTIES must be a JSON object: {exc}") from exc
+                raise ValueError(
+                    f"FREIGHT_KAFKA_PROPERTIES must be a JSON object (not valid JSON at line {exc.lineno} "
+                    f"column {exc.colno}: {exc.msg})"
+                ) from None
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator(
+        "allowed_store_roots",
+        "allowed_s3_endpoints",
+        "allowed_s3_buckets",
+        "allowed_store_hosts",
+        mode="before",
+    )
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_clusters", mode="before")
+    @classmethod
+    def _cluster_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a bootstrap list itself holds commas
+            return [part.strip() for part in value.split(";") if part.strip()]
         return value
 
     def client_properties(self) -> dict[str, str]:
@@ -67,21 +120,88 @@ class FreightSettings(BaseSettings):
 
 
 def read_properties_file(path: Path) -> dict[str, str]:
-    """Parse a Java-style `key=value` properties file (comments with # or !)."""
+    """Parse a Java `.properties` file as Kafka's own tools read it.
+
+    Separators are `=`, `:` or whitespace; `#` and `!` start comments; a line ending in an odd number of
+    backslashes continues on the next; `\\t`, `\\n`, `\\uXXXX` and escaped separators are unescaped. Errors
+    name the file, line and key, never a value (values are often passwords).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read Kafka client config file {path}: {exc.strerror}") from exc
     props: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line[0] in "#!":
-            continue
-        sep = min((i for i in (line.find("="), line.find(":")) if i > 0), default=-1)
-        if sep < 0:
-            raise ConfigError(f"{path}:{number}: expected key=value, got {raw!r}")
-        props[line[:sep].strip()] = line[sep + 1 :].strip()
+    for number, logical in _logical_lines(text):
+        key, value = _split_property(logical)
+        if not key:
+            raise ConfigError(f"{path}:{number}: a line with a value but no key; write key=value")
+        props[key] = value
     return props
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, joined text) of each non-comment logical line of a properties file."""
+    out: list[tuple[int, str]] = []
+    pending: str | None = None
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.lstrip()
+        if pending is None:
+            if not line or line[0] in "#!":
+                continue
+            start, pending = number, ""
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2 == 1:  # continues on the next line
+            pending += line[:-1]
+            continue
+        out.append((start, pending + line))
+        pending = None
+    if pending:
+        out.append((start, pending))
+    return out
+
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "u" and i + 6 <= len(text):
+                try:
+                    out.append(chr(int(text[i + 2 : i + 6], 16)))
+                    i += 6
+                    continue
+                except ValueError:
+                    pass
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _split_property(line: str) -> tuple[str, str]:
+    """Key and value of one logical properties line (first unescaped `=`, `:` or whitespace)."""
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch in "=: \t\f":
+            break
+        i += 1
+    key, rest = line[:i], line[i:]
+    rest = rest.lstrip(" \t\f")
+    if rest[:1] in ("=", ":"):
+        rest = rest[1:].lstrip(" \t\f")
+    return _unescape(key), _unescape(rest)
 
 
 def load_settings(**overrides: Any) -> FreightSettings:
@@ -89,5 +209,17 @@ def load_settings(**overrides: Any) -> FreightSettings:
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return FreightSettings(**given)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid Freight settings: {describe_validation_error(exc)}") from None
     except ValueError as exc:
-        raise ConfigError(f"invalid Freight settings: {exc}") from exc
+        raise ConfigError(f"invalid Freight settings: {redact_text(str(exc))}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """What was wrong, field by field, without echoing the input (it may hold a password)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        env = f"FREIGHT_{where.upper()}" if where != "settings" else where
+        parts.append(f"{env}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)

@@ -69,8 +69,8 @@ def _consume(settings: dict[str, str], topic: str, group: str, role: str, replay
     """Consumer process: read every stream to its END_OF_STREAM, verify each array's SHA-256."""
     import numpy as np
 
+    from freight.stores.resolver import default_resolver
     from freight.stream import StreamConsumer
-    from freight.stream.resolver import default_resolver
 
     t0 = time.perf_counter()
     verified = mismatches = 0
@@ -87,7 +87,7 @@ def _consume(settings: dict[str, str], topic: str, group: str, role: str, replay
                 mismatches += 1
         consumer.commit()
         stats = consumer.stats
-    read = sum(s.stats.bytes_read for s in default_resolver()._stores.values())
+    read = sum(s.stats.bytes_read for s in default_resolver().stores())
     queue.put(
         asdict(
             ConsumerReport(

@@ -20,6 +20,14 @@ class ConfigError(FreightError, ValueError):
     exit_code = 2
 
 
+class StoreTrustError(ConfigError):
+    """A store config or proxy from Kafka asks for more than this process's configuration allows.
+
+    Raised for a store root, S3 endpoint, bucket or owner host outside the local allow-lists, and for a
+    pickled proxy that names another cluster (docs/security.md). The message names the setting that allows it.
+    """
+
+
 class ServiceUnavailableError(FreightError, ConnectionError):
     """A service (Kafka broker, schema registry, S3 endpoint) cannot be reached."""
 

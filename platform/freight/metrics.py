@@ -14,6 +14,7 @@ label lookup:
 | `freight_produce_failures_total` | counter | topic | `StreamProducer`: events Kafka did not acknowledge |
 | `freight_events_consumed_total` | counter | topic, group | `StreamConsumer` (`consumer_metrics`) |
 | `freight_bad_events_total` | counter | topic, group | `StreamConsumer`: records that are not events |
+| `freight_internal_records_rejected_total` | counter | topic, reason | `CompactedTable`: skipped records |
 | `freight_consumer_lag` | gauge | topic, partition, group | `kafka_stats_callback`, `freight status` |
 | `freight_store_bytes_written_total` / `_read_total` | counter | store | `Store.put*` / `Store.get*` |
 | `freight_store_objects_written_total` | counter | store | `Store.put*` |
@@ -69,6 +70,11 @@ BULK_BYTES_PRODUCED = Counter(
 )
 PRODUCE_FAILURES = Counter("freight_produce_failures", "Events Kafka did not acknowledge.", ["topic"])
 EVENTS_CONSUMED = Counter("freight_events_consumed", "Events consumed from Kafka.", ["topic", "group"])
+REJECTED_RECORDS = Counter(
+    "freight_internal_records_rejected",
+    "Records of Freight's internal topics skipped as garbage, unsigned or conflicting.",
+    ["topic", "reason"],
+)
 BAD_EVENTS = Counter("freight_bad_events", "Records that were not valid Freight events.", ["topic", "group"])
 CONSUMER_LAG = Gauge(
     "freight_consumer_lag",

@@ -431,7 +431,7 @@ def _stores(settings: FreightSettings, options: StatusOptions) -> list[StoreStat
     """Every store of the catalog (or those named), listed concurrently, each bounded in time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from freight.stream.catalog import StoreCatalog
+    from freight.stores.catalog import StoreCatalog
 
     configs = StoreCatalog(settings).refresh()
     names = sorted(n for n in configs if options.store_names is None or n in options.store_names)
@@ -554,7 +554,7 @@ def collect(settings: FreightSettings, options: StatusOptions | None = None) -> 
     ]
     report.groups = [g for g in report.groups if options.topics is None or g.partitions]
 
-    from freight.stream.catalog import STORES_TOPIC
+    from freight.stores.catalog import STORES_TOPIC
 
     if not options.stores:
         report.stores_detail = "not listed (--no-stores)"

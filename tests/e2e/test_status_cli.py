@@ -93,7 +93,7 @@ def test_status_lists_a_store_of_the_catalog_with_its_objects(
 ) -> None:
     from freight.connectors.file import FileConnector
     from freight.stores import Store
-    from freight.stream.catalog import StoreCatalog
+    from freight.stores.catalog import StoreCatalog
 
     store = Store(f"status-{uuid.uuid4().hex[:8]}", FileConnector(tmp_path / "store"))
     sizes = [store.put(bytes(n)).size for n in (10, 1000, 100_000)]

@@ -26,8 +26,8 @@ from freight.kafka import KafkaAdmin, consumer_config, producer_config
 from freight.schemas.events import InlinePayload, ObjectEvent
 from freight.schemas.serde import EventSerde
 from freight.stores import Store
+from freight.stores.catalog import STORES_TOPIC
 from freight.stream import StreamConsumer, StreamProducer, extract
-from freight.stream.catalog import STORES_TOPIC
 
 
 class _RunsCodeOnLoad:

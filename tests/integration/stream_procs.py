@@ -39,12 +39,12 @@ def consume(args: argparse.Namespace) -> None:
 def _worker_resolve(blob: bytes) -> dict[str, Any]:
     import numpy as np
 
+    from freight.stores.resolver import default_resolver
     from freight.stream import extract
-    from freight.stream.resolver import default_resolver
 
     proxy = pickle.loads(blob)  # a proxy reference pickled by our own dispatcher
     array = np.asarray(extract(proxy))
-    stores = default_resolver()._stores.values()
+    stores = default_resolver().stores()
     return {
         "sum": float(array.sum()),
         "nbytes": int(array.nbytes),
@@ -55,8 +55,8 @@ def _worker_resolve(blob: bytes) -> dict[str, Any]:
 
 def dispatch(args: argparse.Namespace) -> None:
     """Consume proxies and send each, pickled, to a worker process; report what this process read."""
+    from freight.stores.resolver import default_resolver
     from freight.stream import StreamConsumer, is_resolved
-    from freight.stream.resolver import default_resolver
 
     results = []
     pickled_sizes = []
@@ -71,12 +71,12 @@ def dispatch(args: argparse.Namespace) -> None:
             futures.append(pool.submit(_worker_resolve, blob))
             assert not is_resolved(proxy)
         results = [f.result() for f in futures]
-    dispatcher_read = sum(s.stats.bytes_read for s in default_resolver()._stores.values())
+    dispatcher_read = sum(s.stats.bytes_read for s in default_resolver().stores())
     json.dump(
         {
             "results": results,
             "dispatcher_bytes_read": dispatcher_read,
-            "dispatcher_stores_built": len(default_resolver()._stores),
+            "dispatcher_stores_built": len(default_resolver().stores()),
             "max_pickled": max(pickled_sizes),
             "pid": os.getpid(),
         },

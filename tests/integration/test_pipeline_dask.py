@@ -21,8 +21,8 @@ import pytest
 from freight.config import FreightSettings
 from freight.kafka import KafkaAdmin
 from freight.pipeline import DaskExecutor, MemoryDeadLetterSink, MemorySource, batch_stage, stage
+from freight.stores.resolver import default_resolver
 from freight.stream import StreamConsumer, is_resolved
-from freight.stream.resolver import default_resolver
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -32,9 +32,15 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
+def client(stream_settings: FreightSettings) -> Iterator[Any]:
+    # Workers resolve proxies only for the cluster they are configured for (docs/security.md), as a
+    # deployment's workers would be: give them the session's broker and registry.
+    env = {
+        "FREIGHT_KAFKA_BOOTSTRAP": stream_settings.kafka_bootstrap,
+        "FREIGHT_SCHEMA_REGISTRY_URL": stream_settings.schema_registry_url,
+    }
     cluster = distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0", silence_logs=40
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0", silence_logs=40, env=env
     )
     with distributed.Client(cluster) as dask_client:
         yield dask_client
@@ -166,7 +172,7 @@ def test_asynchronous_client(client: Any) -> None:
 
 def bytes_read_here() -> int:
     """Bulk bytes the stores of this process have read (the dispatcher's must stay 0)."""
-    return sum(store.stats.bytes_read for store in default_resolver()._stores.values())
+    return sum(store.stats.bytes_read for store in default_resolver().stores())
 
 
 def reduce_array(array: Any) -> tuple[float, int, int]:
@@ -189,7 +195,7 @@ def test_proxies_of_megabyte_arrays_from_kafka_are_resolved_only_by_the_workers(
     for i, array in enumerate(arrays):
         producer.send(topic, array, stream=f"s{i % 3}")
     producer.flush()
-    stores_before, read_before = set(default_resolver()._stores), bytes_read_here()
+    stores_before, read_before = {s.name for s in default_resolver().stores()}, bytes_read_here()
     workers_before = sum(client.run(bytes_read_here).values())
     passed: list[Any] = []
 
@@ -213,7 +219,7 @@ def test_proxies_of_megabyte_arrays_from_kafka_are_resolved_only_by_the_workers(
     assert os.getpid() not in pids and pids <= set(client.run(os.getpid).values())
     # The dispatcher moved no bulk bytes: its stores read nothing, no store was even built for the proxies,
     # and every proxy it handed over is still unresolved. The workers read at least every array once.
-    assert bytes_read_here() == read_before and set(default_resolver()._stores) == stores_before
+    assert bytes_read_here() == read_before and {s.name for s in default_resolver().stores()} == stores_before
     assert len(passed) == 12 and not any(is_resolved(p) for p in passed)
     assert sum(client.run(bytes_read_here).values()) - workers_before >= 12 << 20
     watermarks = KafkaAdmin(stream_settings).watermarks(topic)

@@ -77,7 +77,7 @@ def drop_topics(settings: FreightSettings, *topics: str) -> None:
     from confluent_kafka import KafkaException, Producer
 
     from freight.kafka import KafkaAdmin, producer_config
-    from freight.stream.catalog import STORES_TOPIC
+    from freight.stores.catalog import STORES_TOPIC
 
     admin = KafkaAdmin(settings)
     with contextlib.suppress(FreightError):

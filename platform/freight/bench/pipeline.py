@@ -186,10 +186,20 @@ def io_bound(n: int, repetitions: int) -> list[Measurement]:
     return with_ratios(rows, higher_is_better=True)
 
 
-def _dask_client(stack: contextlib.ExitStack, workers: int) -> Any:
-    """A client of a fresh local cluster of `workers` single-threaded processes, closed with `stack`."""
+def _dask_client(stack: contextlib.ExitStack, workers: int, settings: FreightSettings | None = None) -> Any:
+    """A client of a fresh local cluster of `workers` single-threaded processes, closed with `stack`.
+
+    With `settings`, the workers are configured for that cluster and registry (they resolve proxies only
+    for the cluster they are configured for).
+    """
     from distributed import Client, LocalCluster
 
+    env = {}
+    if settings is not None:
+        env = {
+            "FREIGHT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "FREIGHT_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        }
     cluster = stack.enter_context(
         LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=workers,
@@ -197,6 +207,7 @@ def _dask_client(stack: contextlib.ExitStack, workers: int) -> Any:
             threads_per_worker=1,
             dashboard_address=":0",
             silence_logs=logging.ERROR,
+            env=env,
         )
     )
     return stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
@@ -410,9 +421,9 @@ def calibrate_sorts(task_ms: float) -> int:
 
 
 def _bytes_read_here() -> int:
-    from freight.stream.resolver import default_resolver
+    from freight.stores.resolver import default_resolver
 
-    return sum(store.stats.bytes_read for store in default_resolver()._stores.values())
+    return sum(store.stats.bytes_read for store in default_resolver().stores())
 
 
 def dask_proxies(
@@ -464,7 +475,7 @@ def dask_proxies(
             producer.flush()
         stages: dict[str, Any] = {}
         for count in workers:
-            client = _dask_client(stack, count)
+            client = _dask_client(stack, count, settings)
             work = stage(task, name="sort_rounds", concurrency=4 * count, executor=DaskExecutor(client))
             with consumer(warm) as c:  # every worker builds the store from the catalog once
                 asyncio.run(work(ConsumerSource(c), mode="as_completed").collect())

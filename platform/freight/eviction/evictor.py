@@ -42,7 +42,7 @@ from freight.kafka import KafkaAdmin
 from freight.schemas.events import now_ms
 from freight.schemas.serde import EventSerde
 from freight.stores import Store
-from freight.stream.resolver import default_resolver
+from freight.stores.resolver import default_resolver
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class TopicReport:
     partitions: list[PartitionReport] = field(default_factory=list)
     records_deleted_below: dict[int, int] = field(default_factory=dict)
     error: str | None = None
+    #: Stores whose objects this pass left alone: unknown, or outside this process's allow-list (their
+    #: events may be foreign records; docs/security.md). The pass goes on past them.
+    refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def deleted(self) -> int:
@@ -197,14 +200,13 @@ class Evictor:
         self.reader = RangeReader(self.settings, self.serde, group)
         self.sweeper = OrphanSweeper(self.admin, self.reader, self.ledger, self.store)
         for store in stores or ():
-            default_resolver().register(store)
+            default_resolver().register(store, settings=self.settings)
 
     # Plumbing -----------------------------------------------------------------------------------------
     def store(self, name: str) -> Store:
         """The store called `name` (registered here, else rebuilt from the store catalog)."""
-        return default_resolver().store(
-            name, bootstrap=self.settings.kafka_bootstrap, registry_url=self.settings.schema_registry_url
-        )
+        default_resolver().trust(self.settings)
+        return default_resolver().store(name, bootstrap=self.settings.kafka_bootstrap)
 
     def _hook(self, event: BatchEvent) -> None:
         if self.on_batch is not None:
@@ -272,6 +274,7 @@ class Evictor:
         checkpoints = self.reader.checkpoints((topic, wm.partition) for wm in marks)
         stores_seen = {tp: set(ck.stores) for tp, ck in checkpoints.items()}
         report = TopicReport(topic)
+        refused = report.refused
         parts: dict[TP, PartitionReport] = {}
         ranges: dict[TP, tuple[int, int]] = {}
         for wm in marks:
@@ -299,7 +302,14 @@ class Evictor:
             if keys:
                 self._hook(BatchEvent("start", topic, keys, dict(committed), watermark_of))
                 for store_name, items in batch.keys.items():
-                    existed = self.store(store_name).evict_batch([k for k, _, _ in items])
+                    try:
+                        store = self.store(store_name)
+                    except ConfigError as exc:  # unknown or not allowed: never fatal to the pass
+                        if store_name not in refused:
+                            log.warning("not deleting objects of store %r on %s: %s", store_name, topic, exc)
+                        refused[store_name] = str(exc)
+                        continue
+                    existed = store.evict_batch([k for k, _, _ in items], only_framed=True)
                     self._account(parts, items, existed)
                 self._hook(BatchEvent("deleted", topic, keys, dict(committed), watermark_of))
             self.ledger.flush()

@@ -54,7 +54,7 @@ class KeepLedger:
 
     def _ensure_topic(self) -> None:
         if not self._ready:
-            (self._admin or KafkaAdmin(self.settings)).create_topic(self.topic, 1, config=_TOPIC_CONFIG)
+            (self._admin or KafkaAdmin(self.settings)).create_internal_topic(self.topic, config=_TOPIC_CONFIG)
             self._ready = True
 
     def record(self, topic: str, partition: int, offset: int, event: ObjectEvent) -> None:
@@ -125,7 +125,10 @@ class KeepLedger:
                 if msg.error() is not None:
                     continue
                 self._position = (msg.offset() or 0) + 1
-                store, _, key = (msg.key() or b"").decode().partition("/")
+                try:
+                    store, _, key = (msg.key() or b"").decode().partition("/")
+                except UnicodeDecodeError:  # not written by Freight: skip it (docs/security.md)
+                    continue
                 value = msg.value()
                 with self._lock:
                     if value is None:

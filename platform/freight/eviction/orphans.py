@@ -178,7 +178,7 @@ class OrphanSweeper:
             return
         for i in range(0, len(orphans), self.batch_size):
             chunk = orphans[i : i + self.batch_size]
-            existed = store.evict_batch([o.key for o in chunk])
+            existed = store.evict_batch([o.key for o in chunk], only_framed=True)
             report.deleted += existed
             if existed == len(chunk):
                 report.bytes_deleted += sum(o.size for o in chunk)

@@ -10,18 +10,15 @@ so a long-lived evictor sees edits made with `freight evict policy set` on its n
 from __future__ import annotations
 
 import re
-import threading
-import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from freight.config import FreightSettings
-from freight.errors import ConfigError, DeliveryError
-from freight.eviction.reader import fetch
-from freight.kafka import KafkaAdmin, consumer_config, producer_config, translate_kafka_error
+from freight.errors import ConfigError
+from freight.kafka import KafkaAdmin
+from freight.kafka.table import CompactedTable, RejectedRecord
 from freight.schemas.events import now_ms
 
 if TYPE_CHECKING:
@@ -29,7 +26,6 @@ if TYPE_CHECKING:
 
 POLICIES_TOPIC = "_freight_retention"
 RETENTION_POLICY = "retention_policy"  # schema file stem (schemas/retention_policy.avsc)
-_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000"}
 #: Kafka's own limit on topic and group names.
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -164,7 +160,12 @@ class RetentionPolicy(BaseModel):
 
 
 class PolicyStore:
-    """Read and write retention policies in the compacted policy topic of one cluster."""
+    """Read and write retention policies in the compacted policy topic of one cluster.
+
+    The topic is a `CompactedTable`: a record that is not a valid policy (or is unsigned while
+    `FREIGHT_CATALOG_KEY` is set) is skipped and reported, so one bad record never stops eviction of the
+    other topics.
+    """
 
     def __init__(
         self,
@@ -175,14 +176,11 @@ class PolicyStore:
         admin: KafkaAdmin | None = None,
     ) -> None:
         self.settings = settings
-        self._admin = admin
         self.topic = topic
         self._serde = serde
-        self._policies: dict[str, RetentionPolicy] = {}
-        self._position = 0
-        self._consumer: Consumer | None = None
-        self._lock = threading.Lock()
-        self._ready = False
+        self.table: CompactedTable[RetentionPolicy] = CompactedTable(
+            settings, topic, decode=self._decode, what="retention policy", admin=admin
+        )
 
     @property
     def serde(self) -> EventSerde:
@@ -192,77 +190,33 @@ class PolicyStore:
             self._serde = EventSerde.from_settings(self.settings)
         return self._serde
 
-    def _ensure_topic(self) -> None:
-        if not self._ready:
-            (self._admin or KafkaAdmin(self.settings)).create_topic(self.topic, 1, config=_TOPIC_CONFIG)
-            self._ready = True
-
-    def _write(self, key: str, value: bytes | None) -> None:
-        producer = Producer(producer_config(self.settings, {"linger.ms": 0}))
-        errors: list[str] = []
-        producer.produce(
-            self.topic,
-            key=key.encode(),
-            value=value,
-            on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
-        )
-        if producer.flush(30) or errors:
-            raise DeliveryError(
-                f"could not write the retention policy of {key!r} to {self.topic!r}: {errors or 'timeout'}; "
-                f"is the broker at {self.settings.kafka_bootstrap} up? (`freight dev status`)"
-            )
+    def _decode(self, key: str, value: bytes) -> RetentionPolicy:
+        policy = RetentionPolicy.from_avro(self.serde.decode_record(self.topic, value))
+        if policy.topic != key:
+            raise ValueError("the record's key and topic differ")
+        return policy
 
     def put(self, policy: RetentionPolicy) -> RetentionPolicy:
         """Write (replace) the policy of `policy.topic`; waits for the broker's acknowledgement."""
-        self._ensure_topic()
-        self._write(policy.topic, self.serde.encode_record(self.topic, RETENTION_POLICY, policy.to_avro()))
-        with self._lock:
-            self._policies[policy.topic] = policy
+        self.table.ensure_topic()
+        self.table.put(policy.topic, self.serde.encode_record(self.topic, RETENTION_POLICY, policy.to_avro()))
         return policy
 
     def delete(self, topic: str) -> bool:
         """Remove the policy of `topic` (a tombstone); False if it had none."""
         existed = topic in self.refresh()
         if existed:
-            self._write(topic, None)
-            with self._lock:
-                self._policies.pop(topic, None)
+            self.table.delete(topic)
         return existed
 
     def refresh(self, timeout: float = 30.0) -> dict[str, RetentionPolicy]:
         """Read what was added to the policy topic since the last call; return topic -> policy."""
-        self._ensure_topic()
-        with self._lock:
-            if self._consumer is None:
-                conf = consumer_config(
-                    self.settings, "freight-retention-reader", {"enable.auto.commit": False}
-                )
-                self._consumer = Consumer(conf)
-                self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
-            consumer = self._consumer
-            try:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
-            except KafkaException as exc:
-                raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "read policies") from exc
-            deadline = time.monotonic() + timeout
-            while self._position < high:
-                if time.monotonic() > deadline:
-                    raise ConfigError(
-                        f"reading the policy topic {self.topic!r} stalled at offset {self._position} of "
-                        f"{high}"
-                    )
-                for msg in fetch(consumer, 500, 0.2):
-                    if msg.error() is not None:
-                        continue
-                    self._position = (msg.offset() or 0) + 1
-                    key = (msg.key() or b"").decode()
-                    value = msg.value()
-                    if value is None:
-                        self._policies.pop(key, None)
-                        continue
-                    rec = self.serde.decode_record(self.topic, value)
-                    self._policies[key] = RetentionPolicy.from_avro(rec)
-            return dict(self._policies)
+        return self.table.refresh(timeout)
+
+    @property
+    def rejected(self) -> list[RejectedRecord]:
+        """Policy records skipped as invalid or unsigned (for `freight status`)."""
+        return self.table.rejected
 
     def get(self, topic: str) -> RetentionPolicy | None:
         """The current policy of `topic`, or None."""
@@ -279,10 +233,7 @@ class PolicyStore:
         return found
 
     def close(self) -> None:
-        with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
+        self.table.close()
 
     def __enter__(self) -> PolicyStore:
         return self

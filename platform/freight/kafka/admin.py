@@ -118,11 +118,17 @@ class KafkaAdmin:
         *,
         config: Mapping[str, str] | None = None,
         exist_ok: bool = True,
+        replication_factor: int = -1,
     ) -> bool:
-        """Create a topic; return False if it already existed (and `exist_ok`)."""
+        """Create a topic; return False if it already existed (and `exist_ok`).
+
+        `replication_factor` -1 leaves it to the broker's `default.replication.factor`.
+        """
         if partitions < 1:
             raise ConfigError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
-        topic = NewTopic(name, num_partitions=partitions, replication_factor=-1, config=dict(config or {}))
+        topic = NewTopic(
+            name, num_partitions=partitions, replication_factor=replication_factor, config=dict(config or {})
+        )
         futures = self._admin.create_topics([topic], request_timeout=self.timeout)
         try:
             futures[name].result(timeout=self.timeout)
@@ -133,6 +139,20 @@ class KafkaAdmin:
             raise translate_kafka_error(exc, self.bootstrap, f"create topic {name!r}") from exc
         self._wait_topic_visible(name)
         return True
+
+    def create_internal_topic(self, name: str, *, config: Mapping[str, str] | None = None) -> bool:
+        """Create one of Freight's internal topics (one partition), replicated for production.
+
+        Internal topics get min(3, brokers) replicas, and `min.insync.replicas` 2 where the cluster has 3 or
+        more brokers, whatever the broker defaults say: losing one broker must not make every proxy
+        unresolvable. Returns False if the topic already existed.
+        """
+        brokers = self.ping()
+        replicas = min(3, brokers)
+        conf = dict(config or {})
+        if brokers >= 3:
+            conf.setdefault("min.insync.replicas", "2")
+        return self.create_topic(name, 1, config=conf, replication_factor=replicas)
 
     def _wait_topic_visible(self, name: str) -> None:
         end = time.monotonic() + self.timeout

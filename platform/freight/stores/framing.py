@@ -83,7 +83,10 @@ def decode_header(buf: Buffer, where: str, *, whole: bool = True) -> Frame:
         )
     magic, version, _flags, meta_len, header_len, payload_len, stored_hash = _FIXED.unpack_from(view, 0)
     if magic != MAGIC:
-        raise IntegrityError(f"{where} does not start with a Freight header (magic {bytes(magic)!r})")
+        # Its bytes are not echoed: the object may be any file a foreign record pointed at.
+        raise IntegrityError(
+            f"{where} does not start with a Freight header: it was not written by a Freight store"
+        )
     if version > VERSION:
         raise StoreError(
             f"{where} was written in framing version {version} by a newer Freight; this one reads up to "

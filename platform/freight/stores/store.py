@@ -10,6 +10,7 @@ are and hand them back zero-copy.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -35,8 +36,10 @@ from freight.stores import checksums
 from freight.stores._streaming import STREAM_MIN, ReadVerifier, hash_later
 from freight.stores.config import StoreConfig, check_store_name
 from freight.stores.factory import build_connector
-from freight.stores.framing import Frame, check_size, decode_header, encode_header, payload_view
+from freight.stores.framing import MAGIC, Frame, check_size, decode_header, encode_header, payload_view
 from freight.stores.serializers import SerializedObject, SerializerRegistry
+
+LOG = logging.getLogger("freight.stores")
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,14 +422,46 @@ class Store:
             self._metrics.evictions.inc()
         return existed
 
-    def evict_batch(self, keys: Sequence[str]) -> int:
+    def evict_batch(self, keys: Sequence[str], *, only_framed: bool = False) -> int:
+        """Delete the objects under `keys`; return how many existed.
+
+        Args:
+            keys: Store keys (validated: relative, no traversal).
+            only_framed: Delete only objects that provably are Freight's: on a connector that can map its
+                objects (file stores), an object that does not start with a Freight header is left alone
+                and logged. The evictor sets it, since the keys it deletes come from Kafka records.
+
+        Returns:
+            The number of objects deleted.
+        """
         for key in keys:
             validate_key(key)
+        if only_framed and self._mappable is not None:
+            keys = [k for k in keys if self._is_framed(k)]
         count = self.connector.evict_batch(keys)
         with self._lock:
             self._stats.evictions += count
         self._metrics.evictions.inc(count)
         return count
+
+    def _is_framed(self, key: str) -> bool:
+        """True unless the object exists and does not start with a Freight header (then it is logged)."""
+        assert self._mappable is not None
+        try:
+            view = self._mappable.get_mapped(key)
+        except ObjectNotFoundError:
+            return True  # nothing to delete; the connector reports it missing
+        try:
+            if bytes(view[: len(MAGIC)]) == MAGIC:
+                return True
+        finally:
+            view.release()
+        LOG.warning(
+            "refusing to delete %s: it does not start with a Freight header, so it was not written by a "
+            "Freight store (a key from a foreign record?)",
+            self._where(key),
+        )
+        return False
 
     def close(self) -> None:
         self.connector.close()

@@ -54,11 +54,11 @@ from freight.errors import (
 from freight.kafka import KafkaAdmin, consumer_config, producer_config
 from freight.kafka.errors import translate_kafka_error
 from freight.schemas.events import EventKind, EvictionMode, ObjectEvent
+from freight.stores.resolver import default_resolver
 from freight.stream.metadata import ItemMetadata
 from freight.stream.onresolve import MARKS
 from freight.stream.proxy import Proxy, ProxyRef, extract
 from freight.stream.replay import Position, seek_targets
-from freight.stream.resolver import default_resolver
 
 if TYPE_CHECKING:
     from freight.schemas.serde import EventSerde
@@ -208,7 +208,6 @@ class StreamConsumer:
         # Per-topic [events, bad events] not yet added to the Prometheus counters (added per fetched batch).
         self._unreported: dict[str, list[int]] = {}
         self._bootstrap = self.settings.kafka_bootstrap
-        self._registry_url = self.settings.schema_registry_url
         self._until = set(until_end_of) if until_end_of is not None else None
         self._ended: set[str] = set()
         self._batch: deque[Message] = deque()
@@ -225,8 +224,9 @@ class StreamConsumer:
         self._stopped = False
         self._dlq: Producer | None = None
         self._admin: KafkaAdmin | None = None
+        default_resolver().trust(self.settings)  # proxies of this cluster resolve with these settings
         for store in stores or ():
-            default_resolver().register(store)
+            default_resolver().register(store, settings=self.settings)
 
         overrides: dict[str, Any] = dict(kafka_config or {})
         if "stats_cb" not in overrides:  # keeps freight_consumer_lag current (every 5 s, on this thread)
@@ -715,7 +715,6 @@ class StreamConsumer:
                 obj.eviction,
                 None,
                 self._bootstrap,
-                self._registry_url,
                 self.group_id,
             )
         else:
@@ -735,7 +734,6 @@ class StreamConsumer:
                 EvictionMode.WATERMARK,
                 inline.data,
                 self._bootstrap,
-                self._registry_url,
             )
         return StreamRecord(event, Proxy(ref), topic, partition, offset, ts)
 

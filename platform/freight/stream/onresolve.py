@@ -42,7 +42,6 @@ class _Resolved:
     store: str
     key: str
     bootstrap: str | None
-    registry_url: str | None
 
 
 class _Marks:
@@ -78,7 +77,7 @@ class _Marks:
         with self._lock:
             if group not in self._consumers:
                 return False
-            entry = _Resolved(ref.offset, ref.store, ref.key, ref.bootstrap, ref.registry_url)
+            entry = _Resolved(ref.offset, ref.store, ref.key, ref.bootstrap)
             self._marks.setdefault((group, (ref.topic, ref.partition)), []).append(entry)
         return True
 
@@ -99,11 +98,11 @@ class _Marks:
         deleted = 0
         if not due:
             return 0
-        from freight.stream.resolver import default_resolver
+        from freight.stores.resolver import default_resolver
 
         for m in due:
             try:
-                store = default_resolver().store(m.store, bootstrap=m.bootstrap, registry_url=m.registry_url)
+                store = default_resolver().store(m.store, bootstrap=m.bootstrap)
                 deleted += bool(store.evict(m.key))
             except Exception:  # the evictor deletes it later (it is below the group's commit)
                 log.warning(

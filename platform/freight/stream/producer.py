@@ -44,6 +44,7 @@ from freight.schemas.events import (
     ObjectEvent,
     ObjectRef,
 )
+from freight.stores.resolver import default_resolver
 from freight.stores.store import InlineObject, place_serialized
 from freight.stream.delivery import (
     DONE,
@@ -56,7 +57,6 @@ from freight.stream.delivery import (
     failure_error,
     refused_error,
 )
-from freight.stream.resolver import default_resolver
 
 if TYPE_CHECKING:
     from freight.schemas.serde import EventSerde
@@ -154,7 +154,7 @@ class StreamProducer:
         self._failures: list[BaseException] = []
         self._closed = False
         for store in self.stores.values():
-            default_resolver().register(store)
+            default_resolver().register(store, settings=self.settings)
         conf = producer_config(self.settings, dict(kafka_config or {}))
         self._delivery_settings: dict[str, str] = {
             k: str(conf[k])
@@ -186,7 +186,7 @@ class StreamProducer:
 
     def _publish(self, store: Store) -> None:
         if self._publish_stores and store.name not in self._published:
-            from freight.stream.catalog import StoreCatalog
+            from freight.stores.catalog import StoreCatalog
 
             StoreCatalog(self.settings, serde=self.serde).publish(store.config())
             self._published.add(store.name)

@@ -40,8 +40,9 @@ class ProxyRef:
     descriptor: ArrayDescriptor | None = None
     eviction: EvictionMode = EvictionMode.WATERMARK
     inline: bytes | None = None
-    bootstrap: str | None = None  # where the store-config topic is (no secrets)
-    registry_url: str | None = None
+    # The cluster the event came from (no secrets). A resolving process uses it only if it is configured
+    # for that cluster or allows it (freight.stores.resolver); the registry is always the process's own.
+    bootstrap: str | None = None
     group: str | None = None  # the consumer group that handed it out (on-resolve: see stream/onresolve.py)
 
     def where(self) -> str:
@@ -64,10 +65,10 @@ class _MissingObjectError(ObjectEvictedError):
         if self._text is None:
             ref = self.ref
             try:
-                from freight.config import load_settings
                 from freight.eviction import explain_missing
+                from freight.stores.resolver import default_resolver
 
-                settings = load_settings(kafka_bootstrap=ref.bootstrap, schema_registry_url=ref.registry_url)
+                settings = default_resolver().settings_for(ref.bootstrap)
                 why = explain_missing(ref.topic, ref.partition, ref.offset, ref.eviction, settings=settings)
             except Exception:  # Kafka unreachable: say what is certain
                 why = "it was evicted, or its write was lost"
@@ -81,12 +82,12 @@ class _MissingObjectError(ObjectEvictedError):
 
 def _resolve_ref(ref: ProxyRef) -> Any:
     """Fetch and deserialize the object of `ref` (honouring ON_RESOLVE eviction)."""
-    from freight.stream.resolver import default_resolver
+    from freight.stores.resolver import default_resolver
 
     if ref.inline is not None:
-        return default_resolver().deserialize_inline(ref)
+        return default_resolver().deserialize_inline(ref.serializer, ref.inline, ref.descriptor)
     assert ref.store is not None and ref.key is not None
-    store = default_resolver().store(ref.store, bootstrap=ref.bootstrap, registry_url=ref.registry_url)
+    store = default_resolver().store(ref.store, bootstrap=ref.bootstrap)
     try:
         obj = store.get(ref.key, checksum=ref.checksum, mmap=True)  # zero-copy where the store can map
     except ObjectNotFoundError as exc:
