@@ -38,6 +38,7 @@ from freight.errors import (
     StoreAccessError,
     StoreError,
 )
+from freight.redact import redact_url
 
 MiB = 1 << 20
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
@@ -202,8 +203,13 @@ class S3Connector:
         if self.options.check_bucket or self.options.create_bucket:
             self._check_bucket()
 
+    @property
+    def endpoint_shown(self) -> str:
+        """The endpoint for messages: a password in its URL masked, 'AWS' when unset."""
+        return redact_url(self.endpoint_url) or "AWS"
+
     def __repr__(self) -> str:
-        return f"S3Connector({self.location}, endpoint={self.endpoint_url or 'AWS'})"
+        return f"S3Connector({self.location}, endpoint={self.endpoint_shown})"
 
     @property
     def location(self) -> str:
@@ -286,10 +292,10 @@ class S3Connector:
         while type(exc).__name__ == "FSTimeoutError" and exc.__cause__ is not None:
             exc = exc.__cause__  # fsspec's sync() wraps every TimeoutError: report the real one
         code = _error_code(exc)
-        where = f"{self.location} at {self.endpoint_url or 'AWS'}"
+        where = f"{self.location} at {self.endpoint_shown}"
         if code == "NoSuchBucket":
             return BucketNotFoundError(
-                f"S3 bucket {self.bucket!r} does not exist at {self.endpoint_url or 'AWS'}; create it, set "
+                f"S3 bucket {self.bucket!r} does not exist at {self.endpoint_shown}; create it, set "
                 "the store option create_bucket: true, or fix the bucket option"
             )
         if code in _NOT_FOUND_CODES and key is not None:
@@ -309,14 +315,14 @@ class S3Connector:
         if code is None and (name in _UNREACHABLE_NAMES or isinstance(exc, ConnectionError | TimeoutError)):
             opts = self.options
             return ServiceUnavailableError(
-                f"cannot reach the S3 endpoint {self.endpoint_url or 'AWS'}: no answer to the {target} "
+                f"cannot reach the S3 endpoint {self.endpoint_shown}: no answer to the {target} "
                 f"({name}: {exc}; "
                 f"{opts.retries} attempt(s), connect_timeout={opts.connect_timeout:g}s, "
                 f"read_timeout={opts.read_timeout:g}s, request_timeout={opts.request_timeout:g}s). Check "
                 "that the endpoint is up and reachable (`freight dev up --service s3` starts a local one; "
                 "FREIGHT_S3_ENDPOINT_URL or the endpoint_url option chooses it) and try again"
             )
-        return StoreError(f"S3 {target} at {self.endpoint_url or 'AWS'} failed: {code or name}: {exc}")
+        return StoreError(f"S3 {target} at {self.endpoint_shown} failed: {code or name}: {exc}")
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         try:
@@ -337,7 +343,7 @@ class S3Connector:
                 if code in {"404", "NoSuchBucket", "NotFound"} or isinstance(exc, FileNotFoundError):
                     if not self.options.create_bucket:
                         raise BucketNotFoundError(
-                            f"S3 bucket {self.bucket!r} does not exist at {self.endpoint_url or 'AWS'}; "
+                            f"S3 bucket {self.bucket!r} does not exist at {self.endpoint_shown}; "
                             "create it, set the store option create_bucket: true, or fix the bucket option"
                         ) from None
                     await self._create_bucket()

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from rich.console import Console
@@ -75,7 +76,7 @@ def _consume(settings: dict[str, str], topic: str, group: str, role: str, replay
     t0 = time.perf_counter()
     verified = mismatches = 0
     with StreamConsumer(
-        topic, group, settings=FreightSettings.model_validate(settings), until_end_of=STREAMS, idle_timeout=60
+        topic, group, settings=load_settings(**settings), until_end_of=STREAMS, idle_timeout=60
     ) as consumer:
         if replay:
             consumer.seek("beginning")
@@ -105,18 +106,37 @@ def _consume(settings: dict[str, str], topic: str, group: str, role: str, replay
 
 
 def _run_consumers(
-    settings: FreightSettings, topic: str, jobs: list[tuple[str, str, bool]]
+    settings: FreightSettings, topic: str, jobs: list[tuple[str, str, bool]], store_root: Path
 ) -> list[ConsumerReport]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    conf = {"kafka_bootstrap": settings.kafka_bootstrap, "schema_registry_url": settings.schema_registry_url}
+    conf = {
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "schema_registry_url": settings.schema_registry_url,
+        # The consumers rebuild the demo's file store from the catalog: allow its directory (docs/security.md)
+        "allowed_store_roots": ",".join(str(r) for r in [*settings.allowed_store_roots, store_root]),
+    }
     procs = [
         ctx.Process(target=_consume, args=(conf, topic, group, role, replay, queue))
         for role, group, replay in jobs
     ]
     for p in procs:
         p.start()
-    reports = [ConsumerReport(**queue.get(timeout=300)) for _ in procs]
+    reports: list[ConsumerReport] = []
+    deadline = time.monotonic() + 300
+    while len(reports) < len(procs):
+        try:
+            reports.append(ConsumerReport(**queue.get(timeout=1)))
+        except Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                for p in procs:
+                    p.terminate()
+                raise FreightError(
+                    f"a demo consumer process failed (exit codes {dead}); its error is printed above"
+                    if dead
+                    else "the demo consumers did not finish within 300 s"
+                ) from None
     for p in procs:
         p.join(30)
         if p.exitcode != 0:
@@ -162,9 +182,12 @@ def run_demo(*, state_dir: Path, keep_services: bool = False, arrays: int = 48, 
             settings,
             topic,
             [("group analytics", "demo-analytics", False), ("group archive", "demo-archive", False)],
+            state_dir / "store",
         )
         console.print("[dim]replaying group analytics from offset 0 ...[/]")
-        replays = _run_consumers(settings, topic, [("replay analytics @0", "demo-analytics", True)])
+        replays = _run_consumers(
+            settings, topic, [("replay analytics @0", "demo-analytics", True)], state_dir / "store"
+        )
 
         total_mib = produced.bulk_bytes / 2**20
         rows: list[list[Any]] = [

@@ -18,6 +18,7 @@ from typing import Any
 from freight import metrics
 from freight.config import FreightSettings
 from freight.errors import FreightError
+from freight.redact import redact_text, redact_url
 
 #: How to start each service when it does not answer (printed with the report and in the error).
 START_HINTS = {
@@ -136,6 +137,9 @@ class StatusReport:
     groups: list[GroupStatus] = field(default_factory=list)
     stores: list[StoreStatus] = field(default_factory=list)
     stores_detail: str = ""
+    #: Records of the internal topics (store catalog, retention policies) skipped as garbage, unsigned or
+    #: conflicting: someone else writes there (docs/security.md).
+    rejected_records: list[dict[str, Any]] = field(default_factory=list)
     eviction: EvictionStatus | None = None
     elapsed_s: float = 0.0
     all_topics: set[str] = field(default_factory=set, repr=False)
@@ -189,6 +193,7 @@ def check_registry(settings: FreightSettings, timeout: float) -> ServiceHealth:
     import httpx
 
     url = settings.schema_registry_url.rstrip("/")
+    shown = redact_url(url) or url  # a password in the URL never reaches the output
     auth = None
     if settings.schema_registry_auth is not None:
         user, _, password = settings.schema_registry_auth.get_secret_value().partition(":")
@@ -199,11 +204,13 @@ def check_registry(settings: FreightSettings, timeout: float) -> ServiceHealth:
             if response.status_code == 404:
                 response = client.get("/subjects")
     except httpx.HTTPError as exc:
-        return ServiceHealth("registry", url, False, f"{type(exc).__name__}: {exc}", START_HINTS["registry"])
+        return ServiceHealth(
+            "registry", shown, False, redact_text(f"{type(exc).__name__}: {exc}"), START_HINTS["registry"]
+        )
     if response.status_code >= 400:
         return ServiceHealth(
             "registry",
-            url,
+            shown,
             False,
             f"HTTP {response.status_code}: {response.text[:200]}",
             START_HINTS["registry"],
@@ -213,7 +220,7 @@ def check_registry(settings: FreightSettings, timeout: float) -> ServiceHealth:
     except ValueError:
         body = None
     instance = body.get("instance") if isinstance(body, dict) else None
-    return ServiceHealth("registry", url, True, f"instance {instance}" if instance else "answers")
+    return ServiceHealth("registry", shown, True, f"instance {instance}" if instance else "answers")
 
 
 def check_s3(settings: FreightSettings, timeout: float) -> ServiceHealth:
@@ -401,14 +408,16 @@ def store_usage(store: Any, max_objects: int, max_seconds: float) -> tuple[int, 
     return objects, nbytes, truncated
 
 
-def _one_store(cfg: Any, options: StatusOptions) -> StoreStatus:
+def _one_store(cfg: Any, settings: FreightSettings, options: StatusOptions) -> StoreStatus:
     from freight.stores import Store
+    from freight.stores.trust import check_store_config
 
     status = StoreStatus(cfg.name, cfg.connector, _location(cfg.connector, cfg.options))
     if cfg.connector == "memory":
         status.detail = "in-process store: its objects live in the producing process"
         return status
     try:
+        check_store_config(cfg, settings)  # never open what a foreign record names
         store = Store.from_config(cfg)
     except Exception as exc:  # a store this process cannot open is reported, not fatal
         status.detail = f"cannot open: {exc}"
@@ -427,18 +436,31 @@ def _one_store(cfg: Any, options: StatusOptions) -> StoreStatus:
     return status
 
 
-def _stores(settings: FreightSettings, options: StatusOptions) -> list[StoreStatus]:
-    """Every store of the catalog (or those named), listed concurrently, each bounded in time."""
+def _stores(settings: FreightSettings, options: StatusOptions, report: StatusReport) -> list[StoreStatus]:
+    """Every store of the catalog (or those named), listed concurrently, each bounded in time; the
+    catalog's and the policy topic's skipped records go into `report.rejected_records`."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from freight.eviction.policy import PolicyStore
     from freight.stores.catalog import StoreCatalog
 
-    configs = StoreCatalog(settings).refresh()
+    catalog = StoreCatalog(settings)
+    try:
+        configs = catalog.refresh()
+        report.rejected_records += [asdict(r) for r in catalog.rejected]
+    finally:
+        catalog.close()
+    policies = PolicyStore(settings)
+    try:
+        policies.refresh()
+        report.rejected_records += [asdict(r) for r in policies.rejected]
+    finally:
+        policies.close()
     names = sorted(n for n in configs if options.store_names is None or n in options.store_names)
     if not names:
         return []
     with ThreadPoolExecutor(min(8, len(names)), thread_name_prefix="freight-status-store") as pool:
-        return list(pool.map(lambda n: _one_store(configs[n], options), names))
+        return list(pool.map(lambda n: _one_store(configs[n], settings, options), names))
 
 
 # -- eviction --------------------------------------------------------------------------------------------
@@ -566,7 +588,7 @@ def collect(settings: FreightSettings, options: StatusOptions | None = None) -> 
         report.stores_detail = "the store catalog cannot be read without the schema registry"
     else:
         try:
-            report.stores = _stores(settings, options)
+            report.stores = _stores(settings, options, report)
         except FreightError as exc:
             report.stores_detail = f"cannot read the store catalog: {exc}"
     report.eviction = _eviction(settings, report, marks, visible, options)

@@ -190,12 +190,14 @@ def test_secrets_are_never_written_to_a_topic_or_a_log(
 
 
 def test_the_registry_refuses_wrong_credentials(
-    spawn_registry: SpawnRegistry, make_topic: Callable[..., str]
+    spawn_registry: SpawnRegistry, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-    registry = spawn_registry(extra=["--auth", "alice:right-pass"])
+    secret_file = tmp_path / "registry-auth"
+    secret_file.write_text("alice:right-pass\n")
+    registry = spawn_registry(extra=["--auth-file", str(secret_file)])
     url = f"{registry.url}/subjects"
     assert httpx.get(url, auth=("alice", "right-pass")).status_code == 200
     for auth in (None, ("alice", "wrong-pass"), ("bob", "right-pass"), ("alice", ""), ("", "")):

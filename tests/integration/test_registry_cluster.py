@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -173,8 +174,10 @@ def test_writes_through_a_follower_go_to_the_writer_until_it_dies(spawn_registry
     assert status(b.url)["writer"]["instance"] == status(b.url)["instance"]
 
 
-def test_basic_auth_guards_every_endpoint_but_health(spawn_registry: SpawnRegistry) -> None:
-    guarded = spawn_registry(extra=["--auth", "alice:s3cret"])
+def test_basic_auth_guards_every_endpoint_but_health(spawn_registry: SpawnRegistry, tmp_path: Path) -> None:
+    secret_file = tmp_path / "registry-auth"
+    secret_file.write_text("alice:s3cret\n")
+    guarded = spawn_registry(extra=["--auth-file", str(secret_file)])
     anonymous = httpx.get(f"{guarded.url}/subjects")
     assert (anonymous.status_code, anonymous.json()["error_code"]) == (401, 401)
     assert anonymous.headers["www-authenticate"].startswith("Basic")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,7 +27,18 @@ def serve_cmd(
     ] = None,
     auth: Annotated[
         str | None,
-        typer.Option(help="Require HTTP basic auth user:password (default: FREIGHT_SCHEMA_REGISTRY_AUTH)."),
+        typer.Option(
+            hidden=True,
+            help="Refused with a password: it would show in the process list. Use --auth-file.",
+        ),
+    ] = None,
+    auth_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--auth-file",
+            help="Require HTTP basic auth; the file holds user:password (default: "
+            "FREIGHT_SCHEMA_REGISTRY_AUTH). Never put a password on the command line.",
+        ),
     ] = None,
     max_schema_bytes: Annotated[int, typer.Option(help="Largest schema accepted, in bytes.")] = 512 * 1024,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -42,7 +54,21 @@ def serve_cmd(
 
     _configure_logging(log_level, json_)
     settings = load_settings(kafka_bootstrap=bootstrap)
-    secret = SecretStr(auth) if auth else settings.schema_registry_auth
+    if auth is not None:
+        raise ConfigError(
+            "--auth is refused: a password on the command line shows in the process list (ps). Put "
+            "user:password in a file readable only by this user and pass --auth-file FILE, or set "
+            "FREIGHT_SCHEMA_REGISTRY_AUTH in the environment"
+        )
+    secret = settings.schema_registry_auth
+    if auth_file is not None:
+        try:
+            text = auth_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --auth-file {auth_file}: {exc.strerror}") from None
+        if ":" not in text:
+            raise ConfigError(f"--auth-file {auth_file} must hold user:password on its first line")
+        secret = SecretStr(text.splitlines()[0])
     try:
         options = RegistryOptions(
             host=host,

@@ -98,6 +98,15 @@ def _render(report: StatusReport) -> None:
         )
     else:
         console.print(f"[dim]stores: {report.stores_detail or 'none in the catalog'}[/]")
+    if report.rejected_records:
+        shown = report.rejected_records[-5:]
+        console.print(
+            f"[yellow]skipped {len(report.rejected_records)} record(s) of Freight's internal topics "
+            "(written by someone else? see docs/security.md); latest:[/]",
+            highlight=False,
+        )
+        for r in shown:
+            console.print(f"  {r['topic']}@{r['offset']} key {r['key']!r}: {r['reason']}", markup=False)
     ev = report.eviction
     if ev is not None:
         if ev.error:

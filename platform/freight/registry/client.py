@@ -15,6 +15,7 @@ import httpx
 
 from freight.config import FreightSettings
 from freight.errors import SchemaError, ServiceUnavailableError
+from freight.redact import redact_text, redact_url
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -64,7 +65,8 @@ class RegistryClient:
             response = self._http.request(method, path, json=json, params=query)
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(
-                f"the schema registry at {self.url} did not answer ({type(exc).__name__}: {exc}). Start it "
+                f"the schema registry at {redact_url(self.url)} did not answer "
+                f"({type(exc).__name__}: {redact_text(str(exc))}). Start it "
                 "with `freight dev up` (or `freight registry serve`), or point --url / "
                 "FREIGHT_SCHEMA_REGISTRY_URL at a running registry."
             ) from None
@@ -79,7 +81,7 @@ class RegistryClient:
                     f"{body.get('message')} (error code {code})", response.status_code, code
                 )
             raise RegistryRequestError(
-                f"HTTP {response.status_code} from {self.url}{path}: {str(body)[:200]}",
+                f"HTTP {response.status_code} from {redact_url(self.url)}{path}: {str(body)[:200]}",
                 response.status_code,
                 -1,
             )

@@ -32,6 +32,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from freight.config import FreightSettings
 from freight.errors import EventDecodeError, SchemaError, SerializationError, ServiceUnavailableError
+from freight.redact import redact_text, redact_url
 from freight.schemas.events import ObjectEvent
 from freight.schemas.fastcodec import TrailingBytesError, decode_event, encode_event
 from freight.schemas.loader import OBJECT_EVENT, schema_text
@@ -295,8 +296,8 @@ class EventSerde:
             if exc.http_status_code == 404:
                 raise EventDecodeError(
                     f"a record from topic {topic!r} names schema id {schema_id}, which the registry at "
-                    f"{self.registry_url} does not know: the schema was hard-deleted, or this consumer uses "
-                    "another registry than the producer (check FREIGHT_SCHEMA_REGISTRY_URL)"
+                    f"{redact_url(self.registry_url)} does not know: the schema was hard-deleted, or this "
+                    "consumer uses another registry than the producer (check FREIGHT_SCHEMA_REGISTRY_URL)"
                 ) from None
             raise _registry_error(self.registry_url, f"fetch schema {schema_id}", exc) from None
         except _TRANSPORT_ERRORS as exc:
@@ -305,7 +306,7 @@ class EventSerde:
             parsed = parse_schema(json.loads(schema.schema_str or ""), named_schemas=named)
         except Exception as exc:
             raise SchemaError(
-                f"schema {schema_id} from {self.registry_url} is not valid Avro: {exc}"
+                f"schema {schema_id} from {redact_url(self.registry_url)} is not valid Avro: {exc}"
             ) from exc
         self._writer_schemas[schema_id] = parsed
         if to_parsing_canonical_form(parsed) == self._v1_canonical:
@@ -393,14 +394,15 @@ def _registry_error(url: str, action: str, exc: Any) -> SchemaError:
             "registry's --auth) in this process's environment"
         )
     return SchemaError(
-        f"the schema registry at {url} refused to {action}: {exc.error_message} "
+        f"the schema registry at {redact_url(url)} refused to {action}: {exc.error_message} "
         f"(HTTP {exc.http_status_code}, error code {exc.error_code}){hint}"
     )
 
 
 def _unreachable(url: str, action: str, exc: Exception) -> ServiceUnavailableError:
     return ServiceUnavailableError(
-        f"the schema registry at {url} did not answer when trying to {action} ({type(exc).__name__}: {exc}). "
+        f"the schema registry at {redact_url(url)} did not answer when trying to {action} "
+        f"({type(exc).__name__}: {redact_text(str(exc))}). "
         "Start it with `freight dev up` (or `freight registry serve --bootstrap HOST:PORT`), "
         "or set FREIGHT_SCHEMA_REGISTRY_URL to a running registry."
     )
