@@ -135,6 +135,8 @@ def read_properties_file(path: Path) -> dict[str, str]:
         key, value = _split_property(logical)
         if not key:
             raise ConfigError(f"{path}:{number}: a line with a value but no key; write key=value")
+        if not value and not any(sep in logical for sep in "=: \t"):
+            raise ConfigError(f"{path}:{number}: expected key=value, got the key {key!r} alone")
         props[key] = value
     return props
 
@@ -220,6 +222,6 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False):
         where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
-        env = f"FREIGHT_{where.upper()}" if where != "settings" else where
+        env = f"FREIGHT_{where.upper()} ({where})" if where != "settings" else where
         parts.append(f"{env}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
