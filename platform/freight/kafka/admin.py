@@ -29,7 +29,7 @@ from confluent_kafka.admin import (
 from freight.config import FreightSettings, load_settings
 from freight.errors import ConfigError, FreightError
 from freight.kafka.clients import base_config
-from freight.kafka.errors import broker_unavailable, translate_kafka_error
+from freight.kafka.errors import ConnectionErrors, broker_unavailable, translate_kafka_error
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class KafkaAdmin:
         self.settings = settings or load_settings()
         self.timeout = timeout
         self._conf = base_config(self.settings, quiet=quiet)
+        self.connection_errors = ConnectionErrors()
+        self._conf.setdefault("error_cb", self.connection_errors)
         self._admin = AdminClient(self._conf)
 
     @property
@@ -77,9 +79,16 @@ class KafkaAdmin:
         try:
             return future.result(timeout=self.timeout)
         except KafkaException as exc:
-            raise translate_kafka_error(exc, self.bootstrap, action) from exc
+            raise translate_kafka_error(exc, self.bootstrap, action, self._last_connection_error()) from exc
         except TimeoutError as exc:
-            raise broker_unavailable(self.bootstrap, f"timed out after {self.timeout:g}s: {action}") from exc
+            raise broker_unavailable(
+                self.bootstrap, f"timed out after {self.timeout:g}s: {action}", self._last_connection_error()
+            ) from exc
+
+    def _last_connection_error(self) -> Any:
+        """The last authentication/TLS/resolution error librdkafka reported (served by a poll)."""
+        self._admin.poll(0)
+        return self.connection_errors.last
 
     def _metadata(self, topic: str | None = None, timeout: float | None = None) -> Any:
         """Cluster metadata (of one topic, or all); an unreachable broker is BrokerUnavailableError."""
@@ -88,13 +97,17 @@ class KafkaAdmin:
                 return self._admin.list_topics(timeout=timeout or self.timeout)
             return self._admin.list_topics(topic=topic, timeout=timeout or self.timeout)
         except KafkaException as exc:
-            raise translate_kafka_error(exc, self.bootstrap, "fetch cluster metadata") from exc
+            raise translate_kafka_error(
+                exc, self.bootstrap, "fetch cluster metadata", self._last_connection_error()
+            ) from exc
 
     def ping(self, timeout: float | None = None) -> int:
         """Return the number of brokers in the cluster; raise BrokerUnavailableError if none answers."""
         md = self._metadata(timeout=timeout)
         if not md.brokers:
-            raise broker_unavailable(self.bootstrap, "metadata lists no brokers")
+            raise broker_unavailable(
+                self.bootstrap, "metadata lists no brokers", self._last_connection_error()
+            )
         return len(md.brokers)
 
     def wait_ready(self, deadline_s: float) -> None:
@@ -109,7 +122,9 @@ class KafkaAdmin:
             except FreightError as exc:
                 last = exc
                 time.sleep(0.1)
-        raise broker_unavailable(self.bootstrap, f"not ready after {deadline_s:g}s: {last}")
+        raise broker_unavailable(
+            self.bootstrap, f"not ready after {deadline_s:g}s: {last}", self._last_connection_error()
+        )
 
     def create_topic(
         self,
