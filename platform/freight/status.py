@@ -140,6 +140,8 @@ class StatusReport:
     #: Records of the internal topics (store catalog, retention policies) skipped as garbage, unsigned or
     #: conflicting: someone else writes there (docs/security.md).
     rejected_records: list[dict[str, Any]] = field(default_factory=list)
+    #: Internal topics with fewer replicas than min(3, brokers), or replicas out of sync.
+    replication_warnings: list[str] = field(default_factory=list)
     eviction: EvictionStatus | None = None
     elapsed_s: float = 0.0
     all_topics: set[str] = field(default_factory=set, repr=False)
@@ -550,7 +552,13 @@ def collect(settings: FreightSettings, options: StatusOptions | None = None) -> 
         report.elapsed_s = time.perf_counter() - t0
         return report
 
+    from freight.kafka import KafkaAdmin
+
     kafka = _Kafka(settings, options.timeout)
+    try:
+        report.replication_warnings = KafkaAdmin(settings, timeout=options.timeout).replication_warnings()
+    except FreightError as exc:
+        report.replication_warnings = [f"could not check replication: {exc}"]
     partitions = kafka.topics()
     report.all_topics = set(partitions)
     visible = {t for t in partitions if _visible(t, options)}

@@ -354,3 +354,17 @@ def test_internal_topics_are_created_through_the_replication_rule(stream_setting
     assert len(md.partitions) == 1
     assert all(len(p.replicas) == min(3, admin.ping()) for p in md.partitions.values())
     admin.delete_topics([name])
+
+
+def test_status_warns_about_an_under_replicated_internal_topic(stream_settings: FreightSettings) -> None:
+    name = f"_freight_test_{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdmin(stream_settings)
+    admin.create_topic(name, 1, replication_factor=1)
+    try:
+        warnings = admin.replication_warnings()
+        if admin.ping() == 1:  # one broker: one replica is all there can be
+            assert not [w for w in warnings if name in w]
+        else:
+            assert [w for w in warnings if name in w]
+    finally:
+        admin.delete_topics([name])

@@ -43,6 +43,16 @@ def serve_cmd(
     max_schema_bytes: Annotated[int, typer.Option(help="Largest schema accepted, in bytes.")] = 512 * 1024,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     json_: Annotated[bool, typer.Option("--json", help="Log one JSON line per event for scripts.")] = False,
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log-file", help="Log to this file, rotated at 10 MiB (3 kept), instead of stderr."),
+    ] = None,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds a client may pause while sending a request before it is closed.")
+    ] = 10.0,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Open connections at most; beyond, 503 (default: below the fd limit).")
+    ] = None,
 ) -> None:
     """Replay the state topic, then serve the registry API and /metrics until interrupted (SIGINT/SIGTERM)."""
     from pydantic import SecretStr, ValidationError
@@ -52,7 +62,7 @@ def serve_cmd(
     from freight.registry.options import RegistryOptions
     from freight.registry.server import serve
 
-    _configure_logging(log_level, json_)
+    _configure_logging(log_level, json_, log_file)
     settings = load_settings(kafka_bootstrap=bootstrap)
     if auth is not None:
         raise ConfigError(
@@ -77,6 +87,8 @@ def serve_cmd(
             advertised_url=advertised_url,
             auth=secret,
             max_schema_bytes=max_schema_bytes,
+            read_timeout_s=read_timeout,
+            max_connections=max_connections,
         )
     except ValidationError as exc:
         raise ConfigError(f"invalid registry option: {exc.errors()[0]['msg']}") from None
@@ -89,13 +101,21 @@ def serve_cmd(
     serve(options, settings)
 
 
-def _configure_logging(level: str, as_json: bool) -> None:
+def _configure_logging(level: str, as_json: bool, log_file: Path | None = None) -> None:
     from freight.errors import ConfigError
+    from freight.registry.guard import RepeatFilter
 
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ConfigError(f"unknown --log-level {level!r}; use debug, info, warning or error")
-    handler = logging.StreamHandler()
+    handler: logging.Handler
+    if log_file is None:
+        handler = logging.StreamHandler()
+    else:
+        from logging.handlers import RotatingFileHandler
+
+        handler = RotatingFileHandler(log_file, maxBytes=10 * 2**20, backupCount=3, encoding="utf-8")
+    handler.addFilter(RepeatFilter())  # a failing accept loop must not write a line per attempt
     handler.setFormatter(
         _JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )

@@ -98,6 +98,8 @@ def _render(report: StatusReport) -> None:
         )
     else:
         console.print(f"[dim]stores: {report.stores_detail or 'none in the catalog'}[/]")
+    for warning in report.replication_warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
     if report.rejected_records:
         shown = report.rejected_records[-5:]
         console.print(

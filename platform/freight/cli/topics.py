@@ -21,21 +21,31 @@ def create(
         list[str] | None, typer.Option("--config", "-c", help="Topic config key=value.")
     ] = None,
     compact: Annotated[bool, typer.Option(help="cleanup.policy=compact.")] = False,
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(
+            "--replication-factor", min=1, help="Replicas per partition (default: the broker's default)."
+        ),
+    ] = None,
     bootstrap: Bootstrap = None,
     json_: Json = False,
 ) -> None:
-    """Create a topic (succeeds quietly if it already exists)."""
+    """Create a topic (succeeds if it already exists, and then reports what it has)."""
     from freight.kafka import KafkaAdmin
 
     conf = parse_pairs(config, "--config")
     if compact:
         conf["cleanup.policy"] = "compact"
-    created = KafkaAdmin(settings_from(bootstrap)).create_topic(name, partitions, config=conf)
+    admin = KafkaAdmin(settings_from(bootstrap))
+    created = admin.create_topic(name, partitions, config=conf, replication_factor=replication_factor or -1)
+    actual = partitions if created else admin.list_topics(internal=True)[name].partitions
     if json_:
-        print_json({"topic": name, "partitions": partitions, "created": created, "config": conf})
+        print_json({"topic": name, "partitions": actual, "created": created, "config": conf})
+    elif created:
+        console.print(f"topic [bold]{name}[/] created ({actual} partition(s))")
     else:
-        state = "created" if created else "already exists"
-        console.print(f"topic [bold]{name}[/] {state} ({partitions} partition(s))")
+        differs = f"; {partitions} were asked for" if actual != partitions else ""
+        console.print(f"topic [bold]{name}[/] already exists ({actual} partition(s){differs})")
 
 
 @app.command("list")

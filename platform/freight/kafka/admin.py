@@ -202,6 +202,29 @@ class KafkaAdmin:
             if internal or not name.startswith("__")
         }
 
+    def replication_warnings(self, prefixes: tuple[str, ...] = ("_freight", "_schemas")) -> list[str]:
+        """What is under-replicated among the internal topics (names starting with `prefixes`).
+
+        An internal topic wants min(3, brokers) replicas with every replica in sync: with one broker down,
+        a topic on a single replica leaves every fresh worker unable to resolve a proxy.
+        """
+        md = self._metadata()
+        wanted = min(3, len(md.brokers))
+        out: list[str] = []
+        for name, topic in sorted(md.topics.items()):
+            if not name.startswith(prefixes) or topic.error is not None:
+                continue
+            replicas = min((len(p.replicas) for p in topic.partitions.values()), default=0)
+            lagging = [p.id for p in topic.partitions.values() if len(p.isrs) < len(p.replicas)]
+            if replicas < wanted:
+                out.append(
+                    f"internal topic {name} has {replicas} replica(s) on a cluster of {len(md.brokers)} "
+                    f"broker(s) (wants {wanted}): raise it with kafka-reassign-partitions"
+                )
+            if lagging:
+                out.append(f"internal topic {name}: partition(s) {lagging} have replicas out of sync")
+        return out
+
     def describe_topic(self, name: str) -> TopicInfo:
         """Partition count and non-default configuration of one topic."""
         t = self._metadata(name).topics.get(name)

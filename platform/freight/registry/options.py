@@ -21,6 +21,16 @@ class RegistryOptions(BaseModel):
     max_schema_bytes: int = Field(512 * 1024, ge=1024, description="Largest schema text accepted.")
     write_timeout_s: float = Field(30.0, gt=0, description="How long a write may take before 50002.")
     startup_timeout_s: float = Field(60.0, gt=0, description="How long the initial replay may take.")
+    read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request (headers and body) must keep arriving: silence this long closes it.",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Open connections at most (beyond: 503 and close); default below the fd limit.",
+    )
 
     @field_validator("auth")
     @classmethod

@@ -18,6 +18,7 @@ from freight.config import FreightSettings
 from freight.errors import PortInUseError, ServiceUnavailableError
 from freight.registry.app import gated
 from freight.registry.errors import StoreUnavailableError
+from freight.registry.guard import default_max_connections, guarded_protocol
 from freight.registry.options import RegistryOptions
 from freight.registry.service import RegistryService
 
@@ -25,8 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def _uvicorn_config(service: RegistryService) -> uvicorn.Config:
+    opts = service.options
+    protocol = guarded_protocol(opts.read_timeout_s, opts.max_connections or default_max_connections())
     return uvicorn.Config(
         gated(service),
+        http=protocol,
         host=service.options.host,
         port=service.options.port,
         log_level="warning",
