@@ -17,15 +17,15 @@ from freight.eviction.policy import (
     format_duration,
     parse_duration,
 )
-from freight.eviction.status import PartitionStatus, StoreUsage, TopicStatus, explain_missing
+from freight.eviction.status import PartitionStatus, StoreUsage, TopicStatus
 from freight.eviction.watermark import (
-    EVICTOR_GROUP,
     GroupPosition,
     PartitionWatermark,
     partition_watermark,
     retaining_groups,
     topic_watermarks,
 )
+from freight.kafka.checkpoint import EVICTOR_GROUP, explain_missing
 
 __all__ = [
     "EVICTOR_GROUP",

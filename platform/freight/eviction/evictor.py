@@ -35,10 +35,11 @@ from freight.eviction.decisions import Action, decide
 from freight.eviction.ledger import KeepLedger
 from freight.eviction.orphans import OrphanSweeper, SweepReport
 from freight.eviction.policy import PolicyStore, RetentionPolicy
-from freight.eviction.reader import TP, RangeReader, checkpoint_metadata
+from freight.eviction.reader import TP, RangeReader
 from freight.eviction.status import TopicStatus, topic_status
-from freight.eviction.watermark import EVICTOR_GROUP, PartitionWatermark, read_group_offsets, topic_watermarks
+from freight.eviction.watermark import PartitionWatermark, read_group_offsets, topic_watermarks
 from freight.kafka import KafkaAdmin
+from freight.kafka.checkpoint import EVICTOR_GROUP, checkpoint_metadata
 from freight.schemas.events import now_ms
 from freight.schemas.serde import EventSerde
 from freight.stores import Store

@@ -9,7 +9,6 @@ range ending on one still completes. Records that are not Freight events come ba
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,45 +18,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from freight.config import FreightSettings
 from freight.errors import EventDecodeError, FreightError
 from freight.kafka import consumer_config, translate_kafka_error
-from freight.schemas.events import ObjectEvent, now_ms
+from freight.kafka.checkpoint import Checkpoint, parse_checkpoint
+from freight.schemas.events import ObjectEvent
 from freight.schemas.serde import EventSerde
 
 TP = tuple[str, int]
-
-
-#: Commit metadata is limited by the broker (`offset.metadata.max.bytes`, 4096 by default).
-_METADATA_LIMIT = 3500
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """The evictor's committed position on a partition, the watermark it was computed under, when, and the
-    stores the partition's events have named (so the orphan sweep finds them after the events are gone)."""
-
-    offset: int
-    watermark: int | None = None
-    at_ms: int | None = None
-    stores: tuple[str, ...] = ()
-
-
-def checkpoint_metadata(watermark: int, stores: Iterable[str] = ()) -> str:
-    """Commit metadata of an evictor checkpoint (store names are dropped beyond the metadata limit)."""
-    names: list[str] = []
-    for name in sorted(set(stores)):
-        names.append(name)
-        if len(json.dumps(names)) > _METADATA_LIMIT:
-            names.pop()
-            break
-    return json.dumps({"v": 1, "w": watermark, "at": now_ms(), "s": names}, separators=(",", ":"))
-
-
-def parse_checkpoint(offset: int, text: str | None) -> Checkpoint:
-    """A `Checkpoint` from a committed offset and its metadata (anything unreadable is left out)."""
-    try:
-        doc = json.loads(text or "")
-        return Checkpoint(offset, int(doc["w"]), int(doc["at"]), tuple(str(s) for s in doc.get("s", ())))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return Checkpoint(offset)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,27 +4,22 @@ and lag, the evictor's checkpoint and lag, objects and bytes held, and what bloc
 "Held" objects are the stored (not inline) objects of the events from the evictor's checkpoint to the high
 watermark, found by reading those events (at most `scan_limit` per partition; the figures then say so).
 Per store, the objects and bytes under the topic's key prefix are listed too: that total also counts
-`never`/`retention` objects below the checkpoint and orphans. `explain_missing` tells a replay that hits a
-missing object whether the evictor removed it by policy.
+`never`/`retention` objects below the checkpoint and orphans. `explain_missing` (in
+freight.kafka.checkpoint) tells a replay that hits a missing object whether the evictor removed it by policy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
-from freight.config import FreightSettings, load_settings
 from freight.connectors.keys import safe_key_part
 from freight.errors import FreightError, ServiceUnavailableError
 from freight.eviction.decisions import Action, decide
 from freight.eviction.policy import RetentionPolicy, format_duration
-from freight.eviction.reader import TP, RangeReader, parse_checkpoint
-from freight.eviction.watermark import EVICTOR_GROUP, GroupPosition, PartitionWatermark
-from freight.kafka import KafkaAdmin, consumer_config
+from freight.eviction.reader import TP, RangeReader
+from freight.eviction.watermark import GroupPosition, PartitionWatermark
 from freight.schemas.events import EvictionMode, now_ms
 
 
@@ -158,56 +153,3 @@ def topic_status(
                 usage.error = str(exc)
             status.stores.append(usage)
     return status
-
-
-def explain_missing(
-    topic: str,
-    partition: int,
-    offset: int,
-    eviction: EvictionMode = EvictionMode.WATERMARK,
-    *,
-    settings: FreightSettings | None = None,
-    group: str = EVICTOR_GROUP,
-) -> str:
-    """Why the object of the event at `topic[partition]@offset` is not in its store, as far as Kafka tells.
-
-    "evicted by policy" when the evictor's checkpoint has passed the offset (with the watermark and time of
-    that checkpoint); otherwise the evictor did not delete it (an `on-resolve` object was resolved before,
-    or the write was lost, or something outside Freight deleted it).
-    """
-    settings = settings or load_settings()
-    admin = KafkaAdmin(settings)
-    consumer = Consumer(consumer_config(settings, group, {"enable.auto.commit": False}))
-    try:
-        (tp,) = consumer.committed([TopicPartition(topic, partition)], timeout=10)
-    finally:
-        consumer.close()
-    checkpoint = tp.offset if tp.offset >= 0 else None
-    if checkpoint is not None and offset < checkpoint:
-        ck = parse_checkpoint(tp.offset, tp.metadata)
-        when = (
-            f" at {datetime.fromtimestamp(ck.at_ms / 1000).astimezone().isoformat(timespec='seconds')}"
-            if ck.at_ms is not None
-            else ""
-        )
-        under = f" under watermark {ck.watermark}" if ck.watermark is not None else ""
-        return (
-            f"evicted by policy: every retaining group had committed past it and the evictor (group "
-            f"{group!r}) passed offset {checkpoint}{under}{when}"
-        )
-    if eviction is EvictionMode.ON_RESOLVE:
-        return (
-            "an on-resolve object: it was resolved and then deleted (once the resolving group committed past "
-            "it, or at once for a consumer without a group)"
-        )
-    low = admin.watermarks(topic).get(partition, (0, 0))[0]
-    if offset < low:
-        return (
-            f"its event is below the log start ({low}): Kafka retention dropped it, then the orphan sweep "
-            "deleted the object"
-        )
-    return (
-        f"not evicted by Freight's evictor (its checkpoint on {topic}[{partition}] is "
-        f"{'unset' if checkpoint is None else checkpoint}): the write was lost, or it was deleted outside "
-        "Freight"
-    )

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 
 from freight.eviction.policy import RetentionPolicy
 from freight.kafka import KafkaAdmin
+from freight.kafka.checkpoint import EVICTOR_GROUP
 
-#: Default consumer group of the evictor's checkpoint.
-EVICTOR_GROUP = "freight-evictor"
 #: Groups Freight itself uses for bookkeeping; never retaining.
 INTERNAL_GROUP_PREFIXES = (
     "freight-evictor",

@@ -65,7 +65,7 @@ class _MissingObjectError(ObjectEvictedError):
         if self._text is None:
             ref = self.ref
             try:
-                from freight.eviction import explain_missing
+                from freight.kafka.checkpoint import explain_missing
                 from freight.stores.resolver import default_resolver
 
                 settings = default_resolver().settings_for(ref.bootstrap)
