@@ -10,15 +10,16 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut
 JARS := infra/kafka/libs/.complete
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit test-integration test-faults demo lint bench dev-up dev-down clean
+.PHONY: install test test-rdma test-unit test-integration test-faults demo lint bench dev-up dev-down clean
 
 install: $(STAMP) $(JARS)
 
-# uv installs the (large) dependency set in seconds from its cache; torch is the optional `torch` extra.
+# uv installs the (large) dependency set in seconds from its cache; torch is the optional `torch` extra,
+# NIXL (the tensor store's transfer engine) the optional `rdma` extra.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(UV) pip install --python $(BIN)/python -e '.[dev,torch,dask]'
+	$(UV) pip install --python $(BIN)/python -e '.[dev,torch,dask,rdma]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -27,6 +28,10 @@ $(JARS): $(STAMP) infra/kafka/pom.xml
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tensor store's transfer engine, including the 1 GiB cross-process exchange (about 30 s).
+test-rdma: install
+	FREIGHT_TEST_1GIB=1 $(BIN)/python -m pytest tests/integration/test_tensor_transfer.py $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

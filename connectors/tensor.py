@@ -12,10 +12,13 @@ address, ask the owner for a *handle* (plain JSON) and map the same memory:
   (`untyped_storage()._share_cuda_()`, opened with `UntypedStorage._new_shared_cuda`), so it gets a tensor
   over the producer's device memory. torch's IPC reference counting keeps the memory valid while readers
   use it, even after the producer evicts the object.
-* A reader on another host (or one that cannot map the segment: another user, another container) falls back
-  to a byte transfer over the owner's TCP socket and rebuilds a CPU tensor (moved to the recorded CUDA
-  device if the reader has it). An RDMA transport (NIXL or UCX) would replace this socket where installed;
-  it is not integrated (see the README, "Stores").
+* A reader on another host (or one that cannot map the segment: another user, another container) reads
+  the bytes with the transfer engine when the `rdma` extra (NIXL) is installed on both sides: the owner
+  registers the object once, publishes its agent's metadata in the store config, and the reader posts a
+  one-sided READ into memory it registered (RDMA / GPUDirect where the hardware exists, else UCX over TCP
+  or cross-memory attach; see `freight.connectors.transfer`). Without the extra, or with `transport="tcp"`,
+  the bytes come over the owner's TCP socket. Either way the reader rebuilds a CPU tensor (a CUDA tensor on
+  the recorded device where the reader has it). `transport="rdma"` forces the engine even on one host.
 
 In the owner's own process, `from_config` returns a connector over the same table (no socket involved).
 torch is imported lazily: byte objects work without it.
@@ -35,7 +38,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from freight.connectors import shm
+from freight.connectors import shm, transfer
 from freight.connectors._options import ConnectorOptions
 from freight.connectors.keys import validate_key
 from freight.connectors.protocol import Blob, Buffer, ObjectInfo, ResidentObject, byte_views
@@ -50,6 +53,7 @@ from freight.errors import (
 )
 
 EVICTED_MEMORY = 4096
+Transport = Literal["auto", "rdma", "tcp"]
 
 
 class TensorOptions(ConnectorOptions):
@@ -59,7 +63,15 @@ class TensorOptions(ConnectorOptions):
     host_id: str | None = Field(None, description="The owner's host identity (set by its config()).")
     host: str = Field("127.0.0.1", description="Owner: interface to serve readers on.")
     port: int = Field(0, ge=0, le=65535, description="Owner: port to serve on (0 picks a free one).")
-    transport: Literal["auto", "tcp"] = Field("auto", description="Reader: 'tcp' forces the byte transfer.")
+    transport: Transport = Field(
+        "auto",
+        description="'auto': map on the host, else the transfer engine if installed, else TCP; "
+        "'rdma': always the transfer engine; 'tcp': always the byte transfer over the control socket "
+        "(an owner with 'tcp' starts no engine).",
+    )
+    engine: transfer.EngineInfo | None = Field(
+        None, description="The owner's transfer engine (its config())."
+    )
     timeout: float = Field(30.0, gt=0, description="Reader: socket timeout in seconds.")
 
 
@@ -87,15 +99,20 @@ class _Entry:
     segment: shm.Segment | None = None
     header: bytes = b""
     tensor: Any = None
+    generation: str = ""
+    registration: transfer.Registration | None = None
+    pinned: Any = None  # what keeps a registered shm-bytes mapping alive (a numpy view)
 
 
 class _Owner:
     """The producer's table of resident objects, shared by every connector of its name in this process."""
 
-    def __init__(self, name: str, host: str, port: int) -> None:
+    def __init__(self, name: str, host: str, port: int, transport: Transport = "auto") -> None:
         self.name = name
         self.host = host
         self.port = port
+        self.use_engine = transport != "tcp" and transfer.available()
+        self.engine: transfer.OwnerEngine | None = None
         self.host_id = shm.host_id()
         self.lock = threading.RLock()
         self.entries: dict[str, _Entry] = {}
@@ -120,6 +137,7 @@ class _Owner:
     def _store(self, key: str, entry: _Entry) -> None:
         if entry.segment is not None:
             entry.segment.refs += 1
+        entry.generation = uuid.uuid4().hex
         with self.lock:
             if self.closed:
                 self._release(entry.segment)
@@ -128,6 +146,7 @@ class _Owner:
             self.entries[key] = entry
             self.evicted.pop(key, None)
             if old is not None:
+                self._deregister(old)
                 self._release(old.segment)
 
     def empty(self, shape: Sequence[int], dtype: Any) -> Any:
@@ -251,9 +270,77 @@ class _Owner:
             **geometry,
         )
 
+    def geometry(self, key: str) -> Handle:
+        """What a reader needs to rebuild `key` from its bytes: kind, size, header, dtype and shape."""
+        entry = self.entry(key)
+        if entry.kind == "shm-bytes":
+            return Handle(kind="shm-bytes", host_id=self.host_id, nbytes=entry.nbytes)
+        return Handle(
+            kind=entry.kind,
+            host_id=self.host_id,
+            nbytes=entry.nbytes,
+            header=_b64(entry.header),
+            dtype=str(entry.tensor.dtype).removeprefix("torch."),
+            shape=list(entry.tensor.shape),
+            stride=list(entry.tensor.stride()),
+        )
+
     def exists(self, key: str) -> bool:
         with self.lock:
             return key in self.entries
+
+    # -- transfer engine -----------------------------------------------------------------------------------
+
+    def engine_info(self) -> transfer.EngineInfo | None:
+        """The engine's published info, starting the agent on first call; None without the extra."""
+        with self.lock:
+            if self.use_engine and self.engine is None:
+                self.engine = transfer.OwnerEngine()
+            return None if self.engine is None else self.engine.info
+
+    def region(self, key: str) -> transfer.Region | None:
+        """`key`'s registered bytes (registered on first call), or None where the engine cannot read them."""
+        if self.engine_info() is None:
+            return None
+        with self.lock:
+            entry = self.entry(key)
+            assert self.engine is not None
+            if entry.registration is None and entry.nbytes > 0:
+                if entry.kind == "shm-bytes":
+                    assert entry.segment is not None and entry.segment.mapping is not None
+                    import numpy as np
+
+                    entry.pinned = np.frombuffer(entry.segment.mapping, dtype=np.uint8)[: entry.nbytes]
+                    entry.registration = self.engine.register(int(entry.pinned.ctypes.data), entry.nbytes)
+                elif not entry.tensor.is_contiguous():
+                    return None  # strided views of empty()-allocated tensors go over TCP
+                elif entry.kind == "cuda":
+                    device = int(entry.tensor.device.index or 0)
+                    address = int(entry.tensor.data_ptr())
+                    entry.registration = self.engine.register(address, entry.nbytes, "VRAM", device)
+                else:
+                    entry.registration = self.engine.register(int(entry.tensor.data_ptr()), entry.nbytes)
+            if entry.registration is None:  # an empty object: nothing to read
+                return transfer.Region(
+                    agent=self.engine.agent_name,
+                    address=0,
+                    length=0,
+                    metadata="",
+                    generation=entry.generation,
+                )
+            return self.engine.region(entry.registration, entry.generation)
+
+    def _deregister(self, entry: _Entry) -> None:
+        if entry.registration is not None and self.engine is not None:
+            self.engine.deregister(entry.registration)
+        entry.registration = None
+        entry.pinned = None
+
+    def current(self, key: str, generation: str) -> bool:
+        """True if `key` still holds the object of `generation` (it stayed resident during a read)."""
+        with self.lock:
+            entry = self.entries.get(key)
+            return entry is not None and entry.generation == generation
 
     def evict(self, key: str) -> bool:
         with self.lock:
@@ -263,6 +350,7 @@ class _Owner:
             self.evicted[key] = None
             while len(self.evicted) > EVICTED_MEMORY:
                 self.evicted.popitem(last=False)
+            self._deregister(entry)
             self._release(entry.segment)
         return True
 
@@ -287,7 +375,33 @@ class _Owner:
         op = request.get("op")
         keys = [validate_key(k) for k in request.get("keys", [])]
         if op == "hello":
-            return {"name": self.name, "host_id": self.host_id}, []
+            info = self.engine_info()
+            return {
+                "name": self.name,
+                "host_id": self.host_id,
+                "engine": None if info is None else info.model_dump(),
+            }, []
+        if op == "regions":
+            found: list[dict[str, Any] | None] = []
+            gone: list[bool] = []
+            for key in keys:  # None: no such object; a None region: read its bytes over TCP instead
+                try:
+                    region = self.region(key)
+                    shape = self.geometry(key)
+                except ObjectNotFoundError as exc:
+                    found.append(None)
+                    gone.append(isinstance(exc, ObjectEvictedError))
+                    continue
+                gone.append(False)
+                found.append(
+                    {"handle": shape.model_dump(), "region": None if region is None else region.model_dump()}
+                )
+            return {"regions": found, "evicted": gone}, []
+        if op == "current":
+            generations = [str(g) for g in request.get("generations", [])]
+            if len(generations) != len(keys):
+                raise StoreError("tensor store op 'current' needs one generation per key")
+            return {"current": [self.current(k, g) for k, g in zip(keys, generations, strict=True)]}, []
         if op == "handles":
             handles: list[dict[str, Any] | None] = []
             evicted: list[bool] = []
@@ -329,8 +443,11 @@ class _Owner:
             for segment, _base in list(self.allocations.values()):
                 segment.unlink()
             self.allocations.clear()
+            engine, self.engine = self.engine, None
         if server is not None:
             server.close()
+        if engine is not None:
+            engine.close()
 
 
 _OWNERS: dict[str, _Owner] = {}
@@ -410,6 +527,115 @@ class _Reader:
         self.transport = opts.transport
         self.local_host = shm.host_id()
         self.client = TensorClient(opts.address, opts.timeout)
+        self.timeout = opts.timeout
+        self.engine_info = opts.engine
+        self._engine: transfer.ReaderEngine | None = None
+        self._engine_lock = threading.Lock()
+        if self.transport == "rdma":
+            if opts.engine is None:
+                raise ConfigError(
+                    f"tensor store {opts.name!r}: transport 'rdma' asked for, but its owner published no "
+                    "transfer engine (the owner needs the rdma extra, pip install 'freight[rdma]', and a "
+                    "transport other than 'tcp')"
+                )
+            if not transfer.available():
+                raise ConfigError(
+                    "transport 'rdma' needs the transfer engine here: pip install 'freight[rdma]'"
+                )
+
+    @property
+    def uses_engine(self) -> bool:
+        """Whether objects this process cannot map come through the transfer engine (else TCP)."""
+        return self.transport != "tcp" and self.engine_info is not None and transfer.available()
+
+    def engine(self) -> transfer.ReaderEngine:
+        """This reader's NIXL agent, connected on first use to the owner the control socket vouches for."""
+        with self._engine_lock:
+            if self._engine is None:
+                assert self.engine_info is not None
+                reply, _ = self.client.call({"op": "hello"})
+                if reply.get("engine") != self.engine_info.model_dump():
+                    raise StoreError(
+                        f"the transfer engine in tensor store {self.name!r}'s config is not the one its "
+                        f"owner at {self.address} serves; refused (rebuild the store from the owner's config)"
+                    )
+                self._engine = transfer.ReaderEngine(self.engine_info, self.timeout)
+            return self._engine
+
+    def read_regions(self, keys: Sequence[str]) -> tuple[list[Buffer | ResidentObject | None], list[bool]]:
+        """Each key's object read through the transfer engine (over TCP where the owner cannot offer it)."""
+        reply, _ = self.client.call({"op": "regions", "keys": list(keys)})
+        raw_regions = reply.get("regions")
+        if not isinstance(raw_regions, list) or len(raw_regions) != len(keys):
+            raise StoreError(f"the tensor store owner at {self.address} answered 'regions' malformed")
+        out: list[Buffer | ResidentObject | None] = []
+        evicted = [bool(e) for e in reply.get("evicted", [False] * len(keys))]
+        tcp: list[int] = []
+        read: list[tuple[int, str]] = []
+        for i, raw in enumerate(raw_regions):
+            out.append(None)
+            if raw is None:
+                continue
+            handle = Handle.model_validate(raw["handle"])
+            if raw.get("region") is None:
+                tcp.append(i)
+                continue
+            region = transfer.Region.model_validate(raw["region"])
+            out[i] = self._read_region(handle, region)
+            read.append((i, region.generation))
+        if read:  # the owner kept each object resident (same generation) throughout the read
+            check, _ = self.client.call(
+                {"op": "current", "keys": [keys[i] for i, _ in read], "generations": [g for _, g in read]}
+            )
+            for (i, _), ok in zip(read, check["current"], strict=True):
+                if not ok:
+                    out[i], evicted[i] = None, True
+        if tcp:
+            for i, data in zip(tcp, self.fetch_bytes([keys[i] for i in tcp]), strict=True):
+                out[i] = data
+        return out, evicted
+
+    def _read_region(self, handle: Handle, region: transfer.Region) -> Buffer | ResidentObject:
+        import numpy as np
+
+        if region.length != handle.nbytes:
+            raise StoreError(
+                f"tensor store owner at {self.address} offered {region.length} bytes for an object of "
+                f"{handle.nbytes}; refused"
+            )
+        if handle.kind == "shm-bytes":
+            array = np.empty(handle.nbytes, dtype=np.uint8)
+            self.engine().read(region, int(array.ctypes.data), handle.nbytes)
+            return array.data
+        torch = _torch()
+        if (
+            handle.dtype is None
+            or handle.shape is None
+            or not isinstance(getattr(torch, handle.dtype, None), torch.dtype)
+        ):
+            raise StoreError(f"tensor store owner at {self.address} sent no valid dtype/shape; refused")
+        dtype = getattr(torch, handle.dtype)
+        if any(n < 0 for n in handle.shape) or (
+            int(torch.Size(handle.shape).numel()) * torch.empty((), dtype=dtype).element_size()
+            != handle.nbytes
+        ):
+            raise StoreError(
+                f"tensor store owner at {self.address} sent a shape that is not {handle.nbytes} bytes"
+            )
+        cuda = (
+            region.memory == "VRAM"
+            and torch.cuda.is_available()
+            and region.device < torch.cuda.device_count()
+        )
+        tensor = torch.empty(handle.shape, dtype=dtype, device=f"cuda:{region.device}" if cuda else "cpu")
+        self.engine().read(
+            region,
+            int(tensor.data_ptr()),
+            handle.nbytes,
+            "VRAM" if cuda else "DRAM",
+            region.device if cuda else 0,
+        )
+        return ResidentObject(_unb64(handle.header or ""), tensor, handle.nbytes)
 
     def _missing(self, key: str, evicted: bool) -> ObjectNotFoundError:
         if evicted:
@@ -442,6 +668,8 @@ class _Reader:
         """Each key's object (None where absent) and whether it is known to have been evicted."""
         if self.transport == "tcp":
             return list(self.fetch_bytes(keys)), [False] * len(keys)
+        if self.transport == "rdma":
+            return self.read_regions(keys)
         reply, _sock = self.client.call({"op": "handles", "keys": list(keys)})
         out: list[Buffer | ResidentObject | None] = []
         evicted: list[bool] = list(reply["evicted"])
@@ -461,10 +689,23 @@ class _Reader:
             except (OSError, ValueError, RuntimeError):
                 remote.append(i)  # cannot map it here (another user or container): fetch its bytes
         if remote:
-            fetched = self.fetch_bytes([keys[i] for i in remote])
+            remote_keys = [keys[i] for i in remote]
+            if self.uses_engine:
+                fetched, gone = self.read_regions(remote_keys)
+                for i, was_evicted in zip(remote, gone, strict=True):
+                    evicted[i] = evicted[i] or was_evicted
+            else:
+                fetched = list(self.fetch_bytes(remote_keys))
             for i, data in zip(remote, fetched, strict=True):
                 out[i] = data
         return out, evicted
+
+    def close(self) -> None:
+        self.client.close()
+        with self._engine_lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
 
 
 class TensorConnector:
@@ -478,7 +719,7 @@ class TensorConnector:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        transport: Literal["auto", "tcp"] = "auto",
+        transport: Transport = "auto",
         _reader: _Reader | None = None,
     ) -> None:
         opts = TensorOptions.parse(
@@ -497,7 +738,7 @@ class TensorConnector:
             with _OWNERS_LOCK:
                 owner = _OWNERS.get(self.name)
                 if owner is None or owner.closed:
-                    owner = _OWNERS[self.name] = _Owner(self.name, opts.host, opts.port)
+                    owner = _OWNERS[self.name] = _Owner(self.name, opts.host, opts.port, opts.transport)
             self._owner = owner
 
     def __repr__(self) -> str:
@@ -631,7 +872,7 @@ class TensorConnector:
         """A reader drops its connection. The owner keeps its objects (they live until evicted) and serves
         them until `shutdown()` or process exit."""
         if self._reader is not None:
-            self._reader.client.close()
+            self._reader.close()
 
     def shutdown(self) -> None:
         """Owner: evict everything, free the shared memory and stop serving readers."""
@@ -650,9 +891,25 @@ class TensorConnector:
     def config(self) -> dict[str, Any]:
         """Name, the owner's address (its server starts on first call) and host identity."""
         if self._owner is not None:
-            return {"name": self.name, "address": self._owner.address(), "host_id": self._owner.host_id}
-        assert self._reader is not None
-        return {"name": self.name, "address": self._reader.address}
+            config: dict[str, Any] = {
+                "name": self.name,
+                "address": self._owner.address(),
+                "host_id": self._owner.host_id,
+            }
+            info = self._owner.engine_info()
+        else:
+            assert self._reader is not None
+            config = {"name": self.name, "address": self._reader.address}
+            info = self._reader.engine_info
+        if info is not None:
+            config["engine"] = info.model_dump()
+        return config
+
+    def transport_summary(self) -> str:
+        """How readers in other processes get this store's objects (reported by `freight status`)."""
+        return describe_transport(
+            self.transport, self._reader.engine_info if self._reader else None, self._owner
+        )
 
     @classmethod
     def connect(cls, config: Mapping[str, Any]) -> Self:
@@ -669,5 +926,17 @@ class TensorConnector:
         if owner is not None and not owner.closed:
             return cls(opts.name, transport=opts.transport)
         if opts.address is None:
-            return cls(opts.name, host=opts.host, port=opts.port)
+            return cls(opts.name, host=opts.host, port=opts.port, transport=opts.transport)
         return cls(opts.name, transport=opts.transport, _reader=_Reader(opts))
+
+
+def describe_transport(transport: str, engine: transfer.EngineInfo | None = None, owner: Any = None) -> str:
+    """One line: which cross-process path a tensor store uses (shm/CUDA IPC on the host, then NIXL or TCP)."""
+    if transport == "tcp":
+        return "tcp (forced)"
+    has_engine = engine is not None or (owner is not None and owner.use_engine)
+    if has_engine and transfer.available():
+        path = f"{transfer.ENGINE} (UCX)" + (" only" if transport == "rdma" else "")
+    else:
+        path = "tcp (install freight[rdma] for the NIXL transfer engine)"
+    return path if transport == "rdma" else f"shm/cuda-ipc on host, else {path}"
