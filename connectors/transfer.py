@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,6 +56,8 @@ _MODULE = "nixl_cu12"
 #: Largest NIXL metadata blob a reader passes to NIXL's parser (real ones are a few hundred bytes).
 MAX_METADATA = 64 << 10
 MemoryKind = Literal["DRAM", "VRAM"]
+#: How many regions' metadata a reader remembers having loaded (loading again is correct, only slower).
+LOADED_MEMORY = 4096
 
 
 def available() -> bool:
@@ -185,6 +188,7 @@ class ReaderEngine:
         self.owner = info.agent
         self.timeout = timeout
         self._lock = threading.Lock()
+        self._loaded: OrderedDict[str, None] = OrderedDict()  # region metadata NIXL already holds
         name = self._load(info.metadata)
         if name != info.agent:
             raise StoreError(
@@ -212,8 +216,12 @@ class ReaderEngine:
         if length == 0:
             return
         with self._lock:
-            if self._load(region.metadata) != self.owner:
-                raise StoreError("region metadata names another agent; refused")
+            if region.metadata not in self._loaded:
+                if self._load(region.metadata) != self.owner:
+                    raise StoreError("region metadata names another agent; refused")
+                self._loaded[region.metadata] = None
+                while len(self._loaded) > LOADED_MEMORY:
+                    self._loaded.popitem(last=False)
             local = self._agent.get_reg_descs([(address, length, device, "")], memory)
             self._agent.register_memory(local, backends=["UCX"])
             try:

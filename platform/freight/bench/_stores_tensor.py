@@ -10,6 +10,7 @@ allocated with `empty()`) is reported too.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,12 +28,13 @@ MiB = 1 << 20
 
 
 class _Consumer:
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "freight.bench._tensor_consumer"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self._read()  # wait until it imported torch
 
@@ -46,9 +48,9 @@ class _Consumer:
             raise RuntimeError(f"consumer failed: {reply['error']}")
         return reply
 
-    def handoff(self, config: StoreConfig, key: str, repetitions: int) -> dict[str, Any]:
+    def handoff(self, config: StoreConfig, key: str, repetitions: int, warmup: int = 0) -> dict[str, Any]:
         assert self.proc.stdin is not None
-        request = {"config": config.model_dump(), "key": key, "repetitions": repetitions}
+        request = {"config": config.model_dump(), "key": key, "repetitions": repetitions, "warmup": warmup}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return self._read()
