@@ -52,6 +52,8 @@ lint: install
 	for f in platform/freight/*; do ln -s "$$PWD/$$f" build/mypy/freight/; done
 	ln -s "$$PWD/connectors" build/mypy/freight/connectors
 	$(BIN)/mypy
+	# Import contracts (pyproject [tool.importlinter]); the overlay shows freight.connectors inside freight.
+	PYTHONPATH=build/mypy $(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/freight bench

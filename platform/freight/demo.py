@@ -23,10 +23,10 @@ from typing import Any
 
 from rich.console import Console
 
-from freight.cli.output import print_table
 from freight.config import FreightSettings, load_settings
 from freight.dev import DevOptions, down, up
 from freight.errors import FreightError
+from freight.output import print_table
 
 console = Console()
 STREAMS = ("sensor-a", "sensor-b", "sensor-c", "sensor-d")

@@ -30,11 +30,11 @@ from freight.buffer import (
     Time,
     decode_resume,
 )
-from freight.buffer.driver import ChunkIterator
 from freight.config import FreightSettings
 from freight.errors import ConfigError
 from freight.kafka import KafkaAdmin
 from freight.stream import StreamConsumer, is_resolved
+from freight.stream.chunks import ChunkIterator
 
 PROCS = Path(__file__).with_name("buffer_procs.py")
 

@@ -4,7 +4,8 @@ committed hold everything, no retaining group evicts nothing, and the reasons sh
 from __future__ import annotations
 
 from freight.eviction import RetentionPolicy, partition_watermark, retaining_groups, topic_watermarks
-from freight.eviction.watermark import EVICTOR_GROUP, is_internal_group
+from freight.eviction.watermark import is_internal_group
+from freight.kafka.checkpoint import EVICTOR_GROUP
 
 T = "frames"
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight.cli.output import print_table
+from freight.output import print_table
 
 
 @dataclass

@@ -259,7 +259,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def print_tables(doc: dict[str, Any]) -> None:
     """One table per scenario (setup as its caption), then where the files are."""
-    from freight.cli.output import print_table
+    from freight.output import print_table
 
     def fmt(x: float) -> str:
         return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"

@@ -17,8 +17,8 @@ import sys
 
 import typer
 
-from freight.cli.output import error
 from freight.errors import FreightError
+from freight.output import error
 
 app = typer.Typer(
     name="freight",
@@ -33,7 +33,7 @@ _mounted = False
 
 
 def _mount_all() -> None:
-    """Mount every command module; done on first use, so importing `freight.cli.output` stays cheap."""
+    """Mount every command module; done on first use, so importing `freight.output` stays cheap."""
     global _mounted
     if _mounted:
         return

@@ -70,8 +70,8 @@ def suite(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from freight.bench.suite import MODES, SCENARIOS, SuiteConfig, print_tables, run_suite
-    from freight.cli.output import err_console, note, print_json
     from freight.errors import ConfigError
+    from freight.output import err_console, note, print_json
 
     tiny = tiny or os.environ.get("FREIGHT_BENCH_TINY", "") not in ("", "0")
     mode = "tiny" if tiny else "quick" if quick else "full"

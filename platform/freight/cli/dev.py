@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from freight.cli.output import console, print_json, print_table
 from freight.config import load_settings
 from freight.dev import BrokerOptions, DevOptions, ServiceStatus, down, status, up
 from freight.errors import ConfigError
+from freight.output import console, print_json, print_table
 
 GROUP = "dev"
 app = typer.Typer(help="Start, stop and inspect the local development services.", no_args_is_help=True)

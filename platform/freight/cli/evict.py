@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
-from freight.cli.output import console, err_console, note, print_json, print_kv, print_table
 from freight.config import FreightSettings
 from freight.errors import ConfigError
+from freight.output import console, err_console, note, print_json, print_kv, print_table
 
 if TYPE_CHECKING:
     from freight.eviction import Evictor, PassReport, RetentionPolicy, TopicStatus

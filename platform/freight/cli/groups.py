@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from freight.cli.common import Bootstrap, Json, settings_from
-from freight.cli.output import console, print_json, print_table
 from freight.errors import ConfigError
+from freight.output import console, print_json, print_table
 
 GROUP = "groups"
 app = typer.Typer(help="Inspect consumer groups and reset their offsets.", no_args_is_help=True)

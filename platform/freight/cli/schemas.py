@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from freight.cli.output import console, print_json, print_kv, print_table
+from freight.output import console, print_json, print_kv, print_table
 
 if TYPE_CHECKING:
     from freight.registry.client import RegistryClient

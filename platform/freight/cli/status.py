@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
-from freight.cli.output import console, error, print_json, print_table
+from freight.output import console, error, print_json, print_table
 
 if TYPE_CHECKING:
     from freight.status import StatusReport

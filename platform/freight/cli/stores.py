@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from freight.cli.output import console, print_json, print_kv, print_table
 from freight.errors import ConfigError
+from freight.output import console, print_json, print_kv, print_table
 
 GROUP = "stores"
 app = typer.Typer(help="List, inspect and clean up stored objects.", no_args_is_help=True)

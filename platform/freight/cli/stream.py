@@ -13,8 +13,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TransferSpeedColumn
 
 from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
-from freight.cli.output import err_console, print_json, print_table
 from freight.errors import ConfigError
+from freight.output import err_console, print_json, print_table
 
 GROUP = None
 app = typer.Typer()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from freight.cli.common import Bootstrap, Json, parse_pairs, settings_from
-from freight.cli.output import console, print_json, print_table
+from freight.output import console, print_json, print_table
 
 GROUP = "topics"
 app = typer.Typer(help="Create, list and inspect topics.", no_args_is_help=True)

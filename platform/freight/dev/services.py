@@ -63,7 +63,7 @@ def _load_optional_services() -> None:
     """Import the modules that register the registry and S3 services (they need optional packages)."""
     import importlib
 
-    for module in ("freight.registry.devservice", "freight.dev.s3_service"):
+    for module in ("freight.dev.registry_service", "freight.dev.s3_service"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -16,7 +16,7 @@ Modules, one job each:
 | `service`      | operations: reads from state, writes through the log, writer takeover        |
 | `forward`      | relaying writes to the instance that holds the writer role                    |
 | `app`          | the HTTP API (FastAPI), error mapping, auth and size gate                     |
-| `server`       | running an instance (uvicorn); `devservice`: the `freight dev` service        |
+| `server`       | running an instance (uvicorn) (the `freight dev` service: freight.dev.registry_service) |
 | `client`       | a small HTTP client for Freight's CLI                                          |
 
 Design: one fenced writer, chosen by the log itself

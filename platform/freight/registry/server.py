@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 import time
 
@@ -42,10 +43,19 @@ def _uvicorn_config(service: RegistryService) -> uvicorn.Config:
     )
 
 
-def _start_service(options: RegistryOptions, settings: FreightSettings) -> RegistryService:
-    from freight.dev.procs import port_in_use
+def _port_in_use(port: int, host: str) -> bool:
+    """True if host:port cannot be bound (the registry stands apart from freight.dev's helpers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
 
-    if options.port and port_in_use(options.port, options.host):
+
+def _start_service(options: RegistryOptions, settings: FreightSettings) -> RegistryService:
+    if options.port and _port_in_use(options.port, options.host):
         raise PortInUseError(
             f"port {options.port} on {options.host} is already in use; choose another with --port, "
             "or stop the process that holds it"

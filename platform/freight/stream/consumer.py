@@ -843,8 +843,8 @@ class StreamConsumer:
 
     # Flow control and lifecycle ----------------------------------------------------------------------------
     def chunks(self, policy: Any, **options: Any) -> Iterator[Any]:
-        """Chunks of each stream cut by a `freight.buffer` policy (see `freight.buffer.driver.chunks`)."""
-        from freight.buffer.driver import chunks
+        """Chunks of each stream cut by a `freight.buffer` policy (see `freight.stream.chunks.chunks`)."""
+        from freight.stream.chunks import chunks
 
         return chunks(self, policy, **options)
 

@@ -1,4 +1,4 @@
-"""Shared CLI output: readable rich tables for people, `--json` for scripts, errors on stderr."""
+"""Terminal output shared by the CLI, the demo and the benchmarks: readable tables, JSON for scripts."""
 
 from __future__ import annotations
 

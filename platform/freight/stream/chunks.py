@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from freight.kafka import KafkaAdmin
     from freight.stream.consumer import ConsumerStats, RebalanceListener, StreamConsumer, StreamRecord
 
-log = logging.getLogger("freight.buffer.driver")
+log = logging.getLogger("freight.stream.chunks")
 
 TP = tuple[str, int]
 #: How long one wait for records may last with a `Time` policy before deadlines are looked at again.
