@@ -48,8 +48,9 @@ def main() -> None:
             FancyArrowPatch((x1, y1), (x2, y2), arrowstyle="-|>", mutation_scale=14, color="#475569",
                             shrinkA=38, shrinkB=38, connectionstyle="arc3,rad=0.06")
         )  # fmt: skip
-        ax.text(x1 + (x2 - x1) * at, y1 + (y2 - y1) * at + 0.12, label, ha="center", fontsize=8, color="#1e293b",
-                bbox={"fc": "white", "ec": "none", "pad": 0.5})  # fmt: skip
+        x, y = x1 + (x2 - x1) * at, y1 + (y2 - y1) * at + 0.12
+        box = {"fc": "white", "ec": "none", "pad": 0.5}
+        ax.text(x, y, label, ha="center", fontsize=8, color="#1e293b", bbox=box)
     ax.set_xlim(0, 11.6)
     ax.set_ylim(-0.1, 6.6)
     ax.axis("off")
