@@ -16,6 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any
 
 from freight.config import FreightSettings
@@ -56,7 +57,22 @@ def context() -> BaseContext:
 
 def settings_dict(settings: FreightSettings) -> dict[str, Any]:
     """What a child needs to rebuild the settings (picklable)."""
-    return {"kafka_bootstrap": settings.kafka_bootstrap, "schema_registry_url": settings.schema_registry_url}
+    return {
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "schema_registry_url": settings.schema_registry_url,
+        "allowed_store_roots": [str(p) for p in settings.allowed_store_roots],
+    }
+
+
+def allow_store_roots(settings: FreightSettings, *roots: Path) -> FreightSettings:
+    """`settings` that also allow file stores under `roots` (the benchmark's own working directories).
+
+    A consumer only opens file stores from the catalog under its allowed roots (docs/security.md); the
+    benchmarks put their stores in a temporary directory, which is therefore allowed explicitly.
+    """
+    current = settings.allowed_store_roots or [settings.store_dir]
+    extra = [r for r in roots if r not in current]
+    return settings.model_copy(update={"allowed_store_roots": [*current, *extra]})
 
 
 def new_topic(settings: FreightSettings, prefix: str, partitions: int = 1) -> str:

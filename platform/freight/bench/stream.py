@@ -30,7 +30,15 @@ from typing import Annotated, Any
 import typer
 
 from freight.bench._common import Measurement, with_ratios
-from freight.bench._procs import ARRAY_MIN, Child, drop_topics, new_topic, settings_dict, touch
+from freight.bench._procs import (
+    ARRAY_MIN,
+    Child,
+    allow_store_roots,
+    drop_topics,
+    new_topic,
+    settings_dict,
+    touch,
+)
 from freight.config import FreightSettings
 from freight.errors import FreightError
 
@@ -136,6 +144,31 @@ def _produce_proxystore(
             producer.send(topic, obj, evict=False)
         producer.flush()
         producer.close(stores=False)
+
+
+def _produce_raw_files(
+    settings: dict[str, Any], topic: str, directory: str, count: int, size: int, ready: Any, go: Any
+) -> None:
+    """The bound's producer: write each array to its own file (tofile), then send the file's name."""
+    from confluent_kafka import Producer
+
+    from freight.kafka import producer_config
+
+    producer = Producer(producer_config(FreightSettings.model_validate(settings)))
+    array = _payload(size)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    warm = f"{directory}/warmup.bin"
+    array.tofile(warm)
+    producer.produce(topic, warm.encode(), key=b"warmup")
+    producer.flush()
+    ready.set()
+    go.wait(300)
+    for i in range(count):
+        path = f"{directory}/{i}.bin"
+        array.tofile(path)
+        producer.produce(topic, path.encode(), key=f"s{i % 4}".encode())
+        producer.poll(0)
+    producer.flush()
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -263,8 +296,43 @@ def proxystore_e2e(settings: FreightSettings, count: int, size: int, workdir: Pa
     return elapsed
 
 
+def raw_files_2p_e2e(settings: FreightSettings, count: int, size: int, workdir: Path) -> float:
+    """The two-process bound, with the Freight subject's persistence: a producer process writes each array
+    to its own file (page cache, no fsync) and sends the file's name in a raw Kafka record; this process
+    reads each file (fromfile) and sums it. Files are kept until the run ends, as the Freight subject's are.
+    """
+    import numpy as np
+
+    topic = new_topic(settings, "rawfiles")
+    directory = workdir / topic
+    consumer = _raw_consumer(settings, topic)
+    try:
+        run = Child(_produce_raw_files, settings_dict(settings), topic, str(directory), count, size)
+        run.wait_ready()
+        while (first := consumer.poll(0.5)) is None or first.error() is not None:
+            run.check()
+        np.fromfile((first.value() or b"").decode(), np.uint8).sum()
+        t0 = run.start()
+        got = 0
+        while got < count:
+            for msg in _raw_batches(consumer, run):
+                np.fromfile((msg.value() or b"").decode(), np.uint8).sum()
+                got += 1
+        elapsed = time.perf_counter() - t0
+        run.join()
+    finally:
+        consumer.close()
+        shutil.rmtree(directory, ignore_errors=True)
+        drop_topics(settings, topic)
+    return elapsed
+
+
 def raw_file_e2e(count: int, size: int, workdir: Path) -> float:
-    """The bound: write each array to its own file, then read it back and sum it, in one process."""
+    """The one-process figure: write each array to its own file, then read it back and sum it.
+
+    Files stay until the run ends, as the Freight subject's do. No Kafka, no second process, no handing
+    over between cores: a reference point, not the bound the ratios are taken against.
+    """
     import numpy as np
 
     array = _payload(size)
@@ -367,9 +435,11 @@ def _measure(
     **extra: Any,
 ) -> Measurement:
     values = []
+    load_start = os.getloadavg()[0]
     for i in range(repetitions):
         tick(f"{scenario}: {subject} ({i + 1}/{repetitions})")
         values.append(fn())
+    extra["load_average"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     return Measurement(
         scenario,
         subject,
@@ -449,6 +519,17 @@ def _vs(row: Measurement, subject: str, baseline: str) -> Measurement:
     )
 
 
+#: tmpfs, where a file store keeps its objects in memory (its pages are never written back).
+SHM_DIR = Path("/dev/shm")  # noqa: S108 (a fresh mkdtemp directory under it is used)
+
+
+def shm_workdir() -> Path | None:
+    """A fresh directory on /dev/shm for the in-memory subjects, or None where there is no /dev/shm."""
+    if not SHM_DIR.is_dir() or not os.access(SHM_DIR, os.W_OK):
+        return None
+    return Path(tempfile.mkdtemp(prefix="freight-bench-", dir=SHM_DIR))
+
+
 def bulk(
     settings: FreightSettings,
     workdir: Path,
@@ -459,29 +540,45 @@ def bulk(
     repetitions: int,
     tick: Tick = _no_tick,
 ) -> Scenario:
-    """numpy arrays through the file store: Freight vs ProxyStore vs the raw file write+read bound."""
+    """numpy arrays through the file store: Freight vs ProxyStore vs the two-process raw bound."""
     name = "bulk"
     sc = Scenario(
         name,
         "bulk objects (numpy) end to end through the file store",
         f"uint8 arrays of {', '.join(_mib(s) for s in sizes_mib)}; per size "
         f"max({min_count}, {total_mib:g} MiB / size) arrays sent by a producer process into a file store "
-        "on local disk (page cache; no fsync), each consumed, resolved and summed (every byte read) by a "
-        "consumer process; ProxyStore: Kafka shim + FileConnector; raw file: tofile + fromfile + sum of "
-        "the same bytes in one process; MB/s of payload",
+        "on local disk (page cache, no fsync; every file kept until the run ends), each consumed, resolved "
+        "and summed (every byte read) by a consumer process; ProxyStore: Kafka shim + FileConnector, same "
+        "directory; the bound ('raw files 2p'): a producer process writes each array with tofile and sends "
+        "the file's name in a raw Kafka record, the consumer process reads it with fromfile and sums it, "
+        "files kept (the Freight subject's persistence); Freight's ratios are against that bound; "
+        "'raw file 1p' (tofile + fromfile + sum in one process, no Kafka) is shown for reference; "
+        "'shm' rows: the same Freight subject and bound with the store directory on /dev/shm (tmpfs); "
+        "MB/s of payload",
         "MB/s",
     )
-    for size_mib in sizes_mib:
-        count = max(min_count, int(total_mib / size_mib))
-        sc.rows += _bulk_size(settings, workdir, int(size_mib * MiB), count, repetitions, tick)
+    shm = shm_workdir()
+    try:
+        for size_mib in sizes_mib:
+            count = max(min_count, int(total_mib / size_mib))
+            sc.rows += _bulk_size(settings, workdir, shm, int(size_mib * MiB), count, repetitions, tick)
+    finally:
+        if shm is not None:
+            shutil.rmtree(shm, ignore_errors=True)
     with_ratios(sc.rows)
     return sc
 
 
 def _bulk_size(
-    settings: FreightSettings, workdir: Path, size: int, count: int, repetitions: int, tick: Tick
+    settings: FreightSettings,
+    workdir: Path,
+    shm: Path | None,
+    size: int,
+    count: int,
+    repetitions: int,
+    tick: Tick,
 ) -> list[Measurement]:
-    """The three subjects of `bulk` at one size, plus Freight against ProxyStore."""
+    """The subjects of `bulk` at one size, and Freight against each baseline."""
     label = _mib(size / MiB)
     common = {"size_bytes": size, "count": count}
 
@@ -491,11 +588,19 @@ def _bulk_size(
     def measure(subject: str, fn: Callable[[], float], baseline: str | None) -> Measurement:
         return _measure("bulk", f"{subject} {label}", "MB/s", mbs(fn), repetitions, tick, baseline, **common)
 
-    raw = f"raw file {label}"
-    f = measure("freight", lambda: freight_e2e(settings, count, size, workdir), raw)
-    p = measure("proxystore-1.1.0", lambda: proxystore_e2e(settings, count, size, workdir), raw)
-    r = measure("raw file", lambda: raw_file_e2e(count, size, workdir), None)
-    return [f, p, r, _vs(f, f"freight vs proxystore {label}", f"proxystore-1.1.0 {label}")]
+    bound = f"raw files 2p {label}"
+    f = measure("freight", lambda: freight_e2e(settings, count, size, workdir), bound)
+    p = measure("proxystore-1.1.0", lambda: proxystore_e2e(settings, count, size, workdir), None)
+    b = measure("raw files 2p", lambda: raw_files_2p_e2e(settings, count, size, workdir), None)
+    r = measure("raw file 1p", lambda: raw_file_e2e(count, size, workdir), None)
+    rows = [f, p, b, r]
+    rows.append(_vs(f, f"freight vs proxystore {label}", f"proxystore-1.1.0 {label}"))
+    rows.append(_vs(f, f"freight vs raw file 1p {label}", f"raw file 1p {label}"))
+    if shm is not None:
+        shm_bound = f"raw files 2p shm {label}"
+        rows.append(measure("freight shm", lambda: freight_e2e(settings, count, size, shm), shm_bound))
+        rows.append(measure("raw files 2p shm", lambda: raw_files_2p_e2e(settings, count, size, shm), None))
+    return rows
 
 
 def _mib(size_mib: float) -> str:
@@ -571,6 +676,7 @@ def register(app: typer.Typer) -> None:
             tempfile.TemporaryDirectory(prefix="freight-bench-") as tmp,
         ):
             workdir = Path(tmp)
+            settings = allow_store_roots(settings, workdir, SHM_DIR)
             scenarios = [
                 small(
                     settings,

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freight.bench.stream import Scenario, Tick
+from freight.bench._procs import allow_store_roots
+from freight.bench.stream import SHM_DIR, Scenario, Tick
 from freight.config import FreightSettings
 
 SCENARIOS = ("small", "bulk", "latency", "replay", "fanout", "scaling")
@@ -65,7 +66,7 @@ _SIZES: dict[str, dict[str, object]] = {
     "full": {
         "repetitions": 3,
         **{"small_count": 20_000, "small_proxystore_count": 2_000},
-        **{"bulk_sizes_mib": [1, 16, 64], "bulk_total_mib": 512, "bulk_min_count": 4},
+        **{"bulk_sizes_mib": [1, 16, 64, 256], "bulk_total_mib": 512, "bulk_min_count": 4},
         **{"latency_count": 2_000, "latency_rate": 200, "latency_size": 1024},
         **{"replay_count": 100_000, "fleet_count": 4_000, **_FLEET},
     },
@@ -194,6 +195,7 @@ def run_suite(
     t0 = time.perf_counter()
     scenarios: dict[str, Scenario] = {}
     with tempfile.TemporaryDirectory(prefix="freight-bench-", dir=workdir) as tmp:
+        settings = allow_store_roots(settings, Path(tmp), SHM_DIR)
         for name in SCENARIOS:
             if name not in cfg.only:
                 continue
@@ -230,6 +232,13 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}" if abs(x) < 10 else f"{x:,.1f}"
 
 
+def _ranges_apart(row: dict[str, Any], base: dict[str, Any] | None) -> bool:
+    """Whether `row`'s min-max range and its baseline's do not overlap."""
+    if base is None:
+        return False
+    return bool(row["minimum"] > base["maximum"] or row["maximum"] < base["minimum"])
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The run as Markdown (the README's Benchmarks table): one table, then each scenario's setup."""
     m = doc["machine"]
@@ -245,14 +254,24 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, sc in doc["scenarios"].items():
+        by_subject = {r["subject"]: r for r in sc["results"]}
         for r in sc["results"]:
-            ratio = "" if r["ratio"] is None else f"**{r['ratio']:.2f}x**"
+            ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+            if ratio and _ranges_apart(r, by_subject.get(r["baseline"])):
+                ratio = f"**{ratio}**"  # only a difference the min-max ranges do not blur
             spread = f"{_num(r['minimum'])} - {_num(r['maximum'])}"
             lines.append(
                 f"| {name} | {r['subject']} | {_num(r['median'])} | {spread} | {r['unit']} "
                 f"| {r['baseline'] or ''} | {ratio} |"
             )
-    lines += ["", "Setup of each scenario:", ""]
+    lines += [
+        "",
+        "A ratio is bold only where the two min - max ranges do not overlap; an unbolded ratio is within "
+        "the run-to-run spread and is not claimed as a difference.",
+        "",
+        "Setup of each scenario:",
+        "",
+    ]
     lines += [f"- **{name}** ({sc['title']}): {sc['setup']}." for name, sc in doc["scenarios"].items()]
     return "\n".join(lines) + "\n"
 
