@@ -433,6 +433,9 @@ def _one_store(cfg: Any, settings: FreightSettings, options: StatusOptions) -> S
     except Exception as exc:
         status.detail = f"cannot list: {type(exc).__name__}: {exc}"
     finally:
+        summary = getattr(store.connector, "transport_summary", None)  # tensor stores: how bytes move
+        if callable(summary):
+            status.detail = "; ".join(d for d in (status.detail, f"transport: {summary()}") if d)
         with contextlib.suppress(Exception):  # closing a half-open connector must not hide the report
             store.close()
     return status

@@ -108,6 +108,30 @@ def test_status_lists_a_store_of_the_catalog_with_its_objects(
     assert capped["stores"][0]["truncated"] is True and capped["stores"][0]["objects"] == 2
 
 
+def test_status_reports_a_tensor_stores_transport(
+    kafka_bootstrap: str, registry_url: str, stream_settings: FreightSettings
+) -> None:
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    from freight.connectors import TensorConnector, transfer
+    from freight.stores import Store
+    from freight.stores.catalog import StoreCatalog
+
+    conn = TensorConnector(f"status-tensors-{uuid.uuid4().hex[:8]}")
+    try:
+        store = Store(f"status-{uuid.uuid4().hex[:8]}", conn)
+        store.put(torch.ones(10), key="t")
+        StoreCatalog(stream_settings).publish(store.config())
+        doc = status_json(kafka_bootstrap, registry_url, "--store", store.name, "--group", "none-such")
+    finally:
+        conn.shutdown()
+    (listed,) = doc["stores"]
+    assert listed["kind"] == "tensor" and listed["objects"] == 1
+    path = "nixl (UCX)" if transfer.available() else "tcp (install freight[rdma]"
+    assert f"transport: shm/cuda-ipc on host, else {path}" in listed["detail"]
+
+
 def test_status_exits_3_and_names_the_command_when_the_broker_is_down() -> None:
     done = status("--bootstrap", f"127.0.0.1:{free_port()}", "--json", "--timeout", "1")
     assert done.returncode == 3
