@@ -295,7 +295,7 @@ class _Owner:
         """The engine's published info, starting the agent on first call; None without the extra."""
         with self.lock:
             if self.use_engine and self.engine is None:
-                self.engine = transfer.OwnerEngine()
+                self.engine = transfer.OwnerEngine(self.host)
             return None if self.engine is None else self.engine.info
 
     def region(self, key: str) -> transfer.Region | None:
@@ -559,7 +559,8 @@ class _Reader:
                         f"the transfer engine in tensor store {self.name!r}'s config is not the one its "
                         f"owner at {self.address} serves; refused (rebuild the store from the owner's config)"
                     )
-                self._engine = transfer.ReaderEngine(self.engine_info, self.timeout)
+                host = self.address.rpartition(":")[0]
+                self._engine = transfer.ReaderEngine(self.engine_info, self.timeout, host)
             return self._engine
 
     def read_regions(self, keys: Sequence[str]) -> tuple[list[Buffer | ResidentObject | None], list[bool]]:

@@ -7,7 +7,8 @@ the speed changes.
 
 How the tensor store uses it:
 
-* The owner creates one NIXL agent per table and registers each resident object's bytes once, on the first
+* The owner creates one NIXL agent per table (on loopback devices only when it serves on a loopback address;
+  UCX would otherwise listen on every interface) and registers each resident object's bytes once, on the first
   request of a reader that cannot map them (`OwnerEngine.register`); eviction deregisters them.
 * The store config names the engine and the owner's agent and carries its connection metadata (base64 of
   NIXL's own binary format: connection addresses, no secrets, never a pickle).
@@ -37,7 +38,9 @@ import base64
 import binascii
 import contextlib
 import importlib.util
+import ipaddress
 import logging
+import os
 import sys
 import threading
 import time
@@ -83,13 +86,43 @@ def _nixl() -> Any:
     return _api
 
 
-def _agent(role: str) -> tuple[Any, Any, str]:
+def network_devices(host: str) -> str:
+    """UCX network devices for talking to `host`: only loopback for a loopback host, else all ("").
+
+    UCX otherwise listens on every interface's address; a store served on 127.0.0.1 must not.
+    """
+    host = host.strip("[]")
+    if host == "localhost":
+        return "lo"
+    try:
+        return "lo" if ipaddress.ip_address(host).is_loopback else ""
+    except ValueError:
+        return ""
+
+
+_ENV_LOCK = threading.Lock()
+
+
+def _agent(role: str, devices: str) -> tuple[Any, Any, str]:
+    """A NIXL agent with a UCX backend; `devices` ("lo") limits UCX's network devices while it starts.
+
+    UCX reads UCX_NET_DEVICES when the backend's context is created (NIXL's `ucx_devices` parameter did not
+    restrict its listeners in 1.5.1), so it is set for that moment only, unless the user set it.
+    """
     api = _nixl()
     name = f"freight-{role}-{uuid.uuid4().hex[:16]}"
-    config = api.nixl_agent_config(enable_prog_thread=True, backends=["UCX"])
-    agent = api.nixl_agent(name, config)
-    if "UCX" not in agent.backends:
+    agent = api.nixl_agent(name, api.nixl_agent_config(enable_prog_thread=True, backends=[]))
+    if "UCX" not in agent.get_plugin_list():
         raise StoreError("NIXL has no UCX backend in this environment; reinstall 'freight[rdma]'")
+    with _ENV_LOCK:
+        restrict = bool(devices) and "UCX_NET_DEVICES" not in os.environ
+        if restrict:
+            os.environ["UCX_NET_DEVICES"] = devices
+        try:
+            agent.create_backend("UCX", {})
+        finally:
+            if restrict:
+                del os.environ["UCX_NET_DEVICES"]
     return api, agent, name
 
 
@@ -141,8 +174,8 @@ class Registration:
 class OwnerEngine:
     """The owner's NIXL agent: registers resident objects and describes them to readers."""
 
-    def __init__(self) -> None:
-        self._api, self._agent, self.agent_name = _agent("owner")
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self._api, self._agent, self.agent_name = _agent("owner", network_devices(host))
         self._lock = threading.Lock()
         conn = self._agent.get_partial_agent_metadata(self._empty_descs(), True, ["UCX"])
         self.info = EngineInfo(agent=self.agent_name, metadata=_b64(conn))
@@ -183,8 +216,8 @@ class OwnerEngine:
 class ReaderEngine:
     """A reader's NIXL agent: connects to one owner and reads its regions into memory it registers."""
 
-    def __init__(self, info: EngineInfo, timeout: float) -> None:
-        self._api, self._agent, self.agent_name = _agent("reader")
+    def __init__(self, info: EngineInfo, timeout: float, host: str = "127.0.0.1") -> None:
+        self._api, self._agent, self.agent_name = _agent("reader", network_devices(host))
         self.owner = info.agent
         self.timeout = timeout
         self._lock = threading.Lock()

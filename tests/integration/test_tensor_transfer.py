@@ -215,3 +215,33 @@ def test_a_config_whose_engine_is_not_the_owners_is_refused(owner: TensorConnect
     finally:
         reader.close()
         other.close()
+
+
+def _listening_addresses() -> set[str]:
+    """IPv4/IPv6 addresses this process listens on (from /proc: its socket inodes in LISTEN state)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.add(fields[1].split(":")[0])
+    return found
+
+
+def test_an_owner_on_loopback_listens_on_loopback_only() -> None:
+    before = _listening_addresses()
+    engine = transfer.OwnerEngine("127.0.0.1")
+    try:
+        new = _listening_addresses() - before
+        loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as /proc writes them
+        assert new <= loopback, f"UCX listens beyond loopback: {new}"
+    finally:
+        engine.close()
