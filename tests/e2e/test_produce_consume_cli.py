@@ -54,7 +54,8 @@ def test_produce_a_directory_and_consume_it_into_another(
         stream_settings, "consume", topic, "--group", "g1", "--out", str(out), "--idle-timeout", "3"
     )
     assert consumed.returncode == 0, consumed.stderr
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == {Path(k).name: v for k, v in files.items()}
+    got = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert got == files  # relative paths kept: nested/c.bin is not flattened
     assert "consumed 3 object(s)" in consumed.stderr + consumed.stdout
 
     again = freight(stream_settings, "consume", topic, "--group", "g1", "--idle-timeout", "2", "--json")
@@ -112,3 +113,57 @@ def test_demo_runs_end_to_end_with_its_own_services(tmp_path: Path) -> None:
         ["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True, check=False
     )
     assert leftover.stdout.strip() == ""
+
+
+def test_consume_out_never_overwrites_and_keeps_names_safe(
+    stream_settings: FreightSettings, tmp_path: Path
+) -> None:
+    topic = f"cli-same-names-{uuid.uuid4().hex[:8]}"
+    store = tmp_path / "store"
+    contents = []
+    for n in range(3):  # three files called big.bin in three directories, produced one by one
+        d = tmp_path / f"run{n}"
+        d.mkdir()
+        data = os.urandom(5000 + n)
+        (d / "big.bin").write_bytes(data)
+        contents.append(data)
+        done = freight(stream_settings, "produce", topic, str(d / "big.bin"), "--store-dir", str(store))
+        assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "big.bin").write_bytes(b"the user's own file")
+    consumed = freight(stream_settings, "consume", topic, "--out", str(out), "--idle-timeout", "3")
+    assert consumed.returncode == 0, consumed.stderr
+    assert (out / "big.bin").read_bytes() == b"the user's own file"  # never overwritten
+    written = sorted(p.read_bytes() for p in out.iterdir() if p.name != "big.bin")
+    assert written == sorted(contents)
+    assert "3 written under a new name" in consumed.stderr
+
+    none = freight(stream_settings, "consume", topic, "--max", "0", "--out", str(tmp_path / "o0"))
+    assert none.returncode == 0 and "consumed 0 object(s)" in none.stderr
+    assert not list((tmp_path / "o0").iterdir())
+
+
+def test_a_hostile_filename_stays_under_out(stream_settings: FreightSettings, tmp_path: Path) -> None:
+    from freight.connectors.file import FileConnector
+    from freight.stores import Store
+    from freight.stream import StreamProducer
+
+    topic = f"cli-hostile-name-{uuid.uuid4().hex[:8]}"
+    store = Store(f"files-{uuid.uuid4().hex[:8]}", FileConnector(tmp_path / "store"))
+    with StreamProducer({None: store}, settings=stream_settings) as producer:
+        producer.send(topic, b"x" * 10, metadata={"filename": "../../escaped.txt"})
+        producer.send(topic, b"y" * 10, metadata={"filename": "/abs/path.txt"})
+    out = tmp_path / "deep" / "out"
+    consumed = freight(stream_settings, "consume", topic, "--out", str(out), "--idle-timeout", "3")
+    assert consumed.returncode == 0, consumed.stderr
+    assert (out / "escaped.txt").read_bytes() == b"x" * 10
+    assert (out / "abs" / "path.txt").read_bytes() == b"y" * 10
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_bad_evict_value_is_a_clear_error(stream_settings: FreightSettings, tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"z")
+    done = freight(stream_settings, "produce", "t-x", str(tmp_path / "f"), "--evict", "sometimes")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "watermark, on-resolve, retention or never" in done.stderr

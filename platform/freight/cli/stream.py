@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import mmap
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -10,9 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
+from freight.connectors.keys import safe_key_part
 from freight.errors import ConfigError
 from freight.output import err_console, print_json, print_table
 
@@ -22,17 +33,64 @@ app = typer.Typer()
 StoreDir = Annotated[
     Path | None, typer.Option("--store-dir", help="File store directory (default: FREIGHT_STORE_DIR).")
 ]
-StoreName = Annotated[str, typer.Option("--store", help="Name of the store (published for consumers).")]
+StoreName = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Name of the store (published for consumers); default: 'local-files' for FREIGHT_STORE_DIR, "
+        "else one derived from the directory.",
+    ),
+]
 
 
-def _inputs(paths: list[Path]) -> Iterator[Path]:
+def _store_name(name: str | None, directory: Path, default_dir: Path) -> str:
+    """The store name: given, 'local-files' for the default directory, else one derived from the directory
+    (a catalog entry keeps its first location, so two directories must not share a name)."""
+    if name:
+        return name
+    if directory.resolve() == default_dir.resolve():
+        return "local-files"
+    return f"files-{hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]}"
+
+
+def _inputs(paths: list[Path]) -> Iterator[tuple[Path, str]]:
+    """(file, name to record) per input: a file's own name, or its path relative to the directory given."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+            for p in sorted(p for p in path.rglob("*") if p.is_file()):
+                yield p, p.relative_to(path).as_posix()
         elif path.is_file():
-            yield path
+            yield path, path.name
         else:
             raise ConfigError(f"{path} is neither a file nor a directory")
+
+
+def _mapped(path: Path) -> memoryview:
+    """The file's bytes, memory-mapped: a large file goes to the store without being read into memory whole.
+
+    The map is unmapped when the last view of it goes (the producer may still hold one until it is done).
+    """
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return memoryview(b"")
+        return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def _safe_relative(name: str) -> Path | None:
+    """`name` as a relative path with no '..', absolute or empty part; None if nothing safe is left."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return Path(*parts) if parts else None
+
+
+def _free_path(path: Path) -> Path:
+    """`path`, or `path` with -1, -2, ... before its suffix when that file exists already."""
+    if not path.exists():
+        return path
+    for n in range(1, 1_000_000):
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise ConfigError(f"too many files named like {path}")
 
 
 @app.command("produce")
@@ -42,7 +100,7 @@ def produce(
         list[Path] | None, typer.Argument(help="Files or directories; none: lines of stdin.")
     ] = None,
     stream: Annotated[str, typer.Option("--stream", "-s", help="Stream id (the Kafka key).")] = "default",
-    store: StoreName = "local-files",
+    store: StoreName = None,
     store_dir: StoreDir = None,
     evict: Annotated[str, typer.Option(help="watermark | on-resolve | retention | never")] = "watermark",
     partitions: Annotated[int, typer.Option(help="Partitions if the topic must be created.")] = 1,
@@ -57,8 +115,12 @@ def produce(
     from freight.stream import StreamProducer
 
     settings = settings_from(bootstrap, registry)
+    if evict not in ("watermark", "on-resolve", "retention", "never"):
+        raise ConfigError(f"--evict must be watermark, on-resolve, retention or never, not {evict!r}")
     files = list(_inputs(paths)) if paths else None
-    the_store = Store(store, FileConnector(store_dir or settings.store_dir))
+    directory = store_dir or settings.store_dir
+    store = _store_name(store, directory, settings.store_dir)
+    the_store = Store(store, FileConnector(directory))
     sent = 0
     with (
         StreamProducer(
@@ -67,18 +129,21 @@ def produce(
         Progress(
             TextColumn("[bold]produce"),
             BarColumn(),
-            MofNCompleteColumn(),
+            DownloadColumn() if files is not None else MofNCompleteColumn(),
             TransferSpeedColumn(),
             console=err_console,
             disable=json_ or not sys.stderr.isatty(),
         ) as progress,
     ):
         if files is not None:
-            task = progress.add_task("files", total=len(files))
-            for path in files:
-                producer.send(topic, path.read_bytes(), stream=stream, metadata={"filename": path.name})
+            task = progress.add_task("bytes", total=sum(p.stat().st_size for p, _ in files))
+            for path, name in files:
+                data = _mapped(path)
+                size = data.nbytes
+                producer.send(topic, data, stream=stream, metadata={"filename": name}).result()
+                del data
                 sent += 1
-                progress.update(task, advance=1)
+                progress.update(task, advance=size)
         else:
             task = progress.add_task("lines", total=None)
             for line in sys.stdin.buffer:
@@ -148,9 +213,14 @@ def consume(
     settings = settings_from(bootstrap, registry)
     if sum(x is not None and x is not False for x in (from_beginning or None, offset, timestamp)) > 1:
         raise ConfigError("give at most one of --from-beginning, --offset, --timestamp")
+    if max_ is not None and max_ < 0:
+        raise ConfigError(f"--max must be 0 or more, got {max_}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    count = 0
+    count = renamed = 0
+    if max_ == 0:
+        err_console.print(f"consumed 0 object(s) from {topic} (--max 0)", markup=False, highlight=False)
+        return
     with StreamConsumer(topic, group, settings=settings, idle_timeout=idle_timeout) as consumer:
         if from_beginning:
             consumer.seek("beginning")
@@ -161,8 +231,14 @@ def consume(
         for meta, obj in consumer.iter_objects_with_metadata():
             data = _to_bytes(obj)
             if out is not None:
-                name = meta.metadata.get("filename") or f"{meta.stream}-{meta.sequence:08d}.bin"
-                (out / Path(name).name).write_bytes(data)
+                # The recorded name is untrusted (anyone may write the topic): keep it under --out, and never
+                # overwrite a file already there (a suffix is added and counted).
+                default = f"{safe_key_part(meta.stream)}-{meta.sequence:08d}.bin"
+                rel = _safe_relative(meta.metadata.get("filename") or "") or Path(default)
+                target = _free_path(out / rel)
+                renamed += target != out / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
             if json_:
                 record = meta.to_dict() | {"bytes": len(data)}
                 sys.stdout.write(json.dumps(record, default=str) + "\n")
@@ -173,4 +249,5 @@ def consume(
                 break
         consumer.commit()
     if not json_:
-        err_console.print(f"[dim]consumed {count} object(s) from {topic}[/]", highlight=False)
+        note = f"; {renamed} written under a new name (-N suffix) since the name was taken" if renamed else ""
+        err_console.print(f"consumed {count} object(s) from {topic}{note}", markup=False, highlight=False)

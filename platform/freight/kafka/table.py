@@ -55,7 +55,9 @@ class CompactedTable(Generic[V]):
         topic: The compacted topic, created with one partition on first use.
         decode: Turns (key, value bytes) into a value; any exception it raises rejects the record.
         what: What a value is, for messages ("store config").
-        pin_first: Keep the first value read for a key; a later, different, unsigned value is rejected.
+        pin_first: Keep the first value read for a key; a later unsigned value whose `identity` differs is
+            rejected (one with the same identity replaces it).
+        identity: What must not change under `pin_first` (default: the whole value).
         tombstones: "apply" removes a key on a tombstone; "signed-only" applies only authenticated ones
             (the others are reported and ignored).
         admin: An admin client to reuse.
@@ -69,6 +71,7 @@ class CompactedTable(Generic[V]):
         decode: Callable[[str, bytes], V],
         what: str,
         pin_first: bool = False,
+        identity: Callable[[V], Any] | None = None,
         tombstones: Literal["apply", "signed-only"] = "apply",
         admin: KafkaAdmin | None = None,
     ) -> None:
@@ -77,6 +80,7 @@ class CompactedTable(Generic[V]):
         self.what = what
         self._decode = decode
         self._pin_first = pin_first
+        self._identity: Callable[[V], Any] = identity or (lambda value: value)
         self._tombstones = tombstones
         self._admin = admin
         self._secret = (
@@ -162,6 +166,11 @@ class CompactedTable(Generic[V]):
         return self._values.get(key)
 
     @property
+    def signed(self) -> bool:
+        """True if this table signs and authenticates its records (FREIGHT_CATALOG_KEY is set)."""
+        return self._secret is not None
+
+    @property
     def rejected(self) -> list[RejectedRecord]:
         """The most recent skipped records (up to REJECTED_KEPT)."""
         return list(self._rejected)
@@ -198,7 +207,12 @@ class CompactedTable(Generic[V]):
         except Exception as exc:  # anything: the record is not ours to trust
             self._reject(offset, key, f"not a valid {self.what} ({type(exc).__name__})")
             return
-        if self._pin_first and not signed and key in self._values and self._values[key] != decoded:
+        if (
+            self._pin_first
+            and not signed
+            and key in self._values
+            and self._identity(self._values[key]) != self._identity(decoded)
+        ):
             self._reject(offset, key, f"tries to replace the {self.what} already read (first one kept)")
             return
         self._values[key] = decoded

@@ -33,6 +33,21 @@ if TYPE_CHECKING:
 STORES_TOPIC = "_freight_stores"
 
 
+def store_location(config: StoreConfig) -> tuple[str, str]:
+    """Where a store's objects are (kind and root, endpoint/bucket/prefix, owner host): what a later catalog
+    record may not change without a signature. Other options (a tensor owner's port, fsync) may change."""
+    opts = config.options
+    if config.connector == "file":
+        where = str(opts.get("root"))
+    elif config.connector == "s3":
+        where = f"{opts.get('endpoint_url') or 'AWS'} s3://{opts.get('bucket')}/{opts.get('prefix', '')}"
+    elif config.connector == "tensor":
+        where = f"owner host {str(opts.get('address') or '').rsplit(':', 1)[0]} table {opts.get('name')}"
+    else:
+        where = json.dumps(opts, sort_keys=True)
+    return config.connector, where
+
+
 class StoreCatalog:
     """Publish and look up store configs on one cluster.
 
@@ -51,6 +66,7 @@ class StoreCatalog:
             decode=self._decode,
             what="store config",
             pin_first=True,
+            identity=store_location,
             tombstones="signed-only",
         )
 
@@ -73,7 +89,14 @@ class StoreCatalog:
         fingerprint = config.model_dump_json()
         if self._published.get(config.name) == fingerprint:
             return
-        self.table.ensure_topic()
+        known = self.refresh().get(config.name)
+        if known is not None and not self.table.signed and store_location(known) != store_location(config):
+            raise ConfigError(
+                f"store {config.name!r} is already in the store catalog at {store_location(known)[1]}, and "
+                f"readers keep that entry (a catalog entry cannot be silently moved: docs/security.md); this "
+                f"one is at {store_location(config)[1]}. Give this store another name, or sign catalog "
+                "records with FREIGHT_CATALOG_KEY to move it"
+            )
         record = {
             "name": config.name,
             "connector": config.connector,
