@@ -245,3 +245,18 @@ def test_an_owner_on_loopback_listens_on_loopback_only() -> None:
         assert new <= loopback, f"UCX listens beyond loopback: {new}"
     finally:
         engine.close()
+
+
+def test_rdma_forced_against_an_owner_without_an_engine_is_a_config_error() -> None:
+    from freight.errors import ConfigError
+
+    conn = TensorConnector(
+        f"rdma-tcp-{uuid.uuid4().hex[:8]}", transport="tcp"
+    )  # an owner that starts no engine
+    try:
+        options = Store("plain", conn).config().options
+        assert "engine" not in options
+        with pytest.raises(ConfigError, match=r"published no transfer engine .*freight\[rdma\]"):
+            TensorConnector.connect({**options, "transport": "rdma"})
+    finally:
+        conn.shutdown()
