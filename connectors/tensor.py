@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from freight.connectors import shm, transfer
 from freight.connectors._options import ConnectorOptions
@@ -48,6 +48,7 @@ from freight.errors import (
     ObjectEvictedError,
     ObjectNotFoundError,
     SerializationError,
+    ServiceUnavailableError,
     StoreError,
     StoreReadOnlyError,
 )
@@ -566,35 +567,56 @@ class _Reader:
     def read_regions(self, keys: Sequence[str]) -> tuple[list[Buffer | ResidentObject | None], list[bool]]:
         """Each key's object read through the transfer engine (over TCP where the owner cannot offer it)."""
         reply, _ = self.client.call({"op": "regions", "keys": list(keys)})
-        raw_regions = reply.get("regions")
-        if not isinstance(raw_regions, list) or len(raw_regions) != len(keys):
+        raw_regions, raw_evicted = reply.get("regions"), reply.get("evicted")
+        if not (isinstance(raw_regions, list) and isinstance(raw_evicted, list)) or not (
+            len(raw_regions) == len(raw_evicted) == len(keys)
+        ):
             raise StoreError(f"the tensor store owner at {self.address} answered 'regions' malformed")
         out: list[Buffer | ResidentObject | None] = []
-        evicted = [bool(e) for e in reply.get("evicted", [False] * len(keys))]
+        evicted = [bool(e) for e in raw_evicted]
         tcp: list[int] = []
         read: list[tuple[int, str]] = []
         for i, raw in enumerate(raw_regions):
             out.append(None)
             if raw is None:
                 continue
-            handle = Handle.model_validate(raw["handle"])
-            if raw.get("region") is None:
+            try:
+                handle = Handle.model_validate(raw["handle"])
+                region = None if raw.get("region") is None else transfer.Region.model_validate(raw["region"])
+            except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+                raise StoreError(
+                    f"the tensor store owner at {self.address} sent a malformed region for {keys[i]!r}: {exc}"
+                ) from None
+            if region is None:
                 tcp.append(i)
                 continue
-            region = transfer.Region.model_validate(raw["region"])
-            out[i] = self._read_region(handle, region)
+            try:
+                out[i] = self._read_region(handle, region)
+            except (StoreError, ServiceUnavailableError):
+                if self._current([(keys[i], region.generation)]) == [False]:
+                    evicted[i] = True  # evicted (and deregistered) during the read
+                    continue
+                raise
             read.append((i, region.generation))
         if read:  # the owner kept each object resident (same generation) throughout the read
-            check, _ = self.client.call(
-                {"op": "current", "keys": [keys[i] for i, _ in read], "generations": [g for _, g in read]}
-            )
-            for (i, _), ok in zip(read, check["current"], strict=True):
+            current = self._current([(keys[i], g) for i, g in read])
+            for (i, _), ok in zip(read, current, strict=True):
                 if not ok:
                     out[i], evicted[i] = None, True
         if tcp:
             for i, data in zip(tcp, self.fetch_bytes([keys[i] for i in tcp]), strict=True):
                 out[i] = data
         return out, evicted
+
+    def _current(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Whether each (key, generation) is still the resident object at the owner."""
+        reply, _ = self.client.call(
+            {"op": "current", "keys": [k for k, _ in pairs], "generations": [g for _, g in pairs]}
+        )
+        current = reply.get("current")
+        if not isinstance(current, list) or len(current) != len(pairs):
+            raise StoreError(f"the tensor store owner at {self.address} answered 'current' malformed")
+        return [c is True for c in current]
 
     def _read_region(self, handle: Handle, region: transfer.Region) -> Buffer | ResidentObject:
         import numpy as np

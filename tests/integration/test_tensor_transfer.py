@@ -260,3 +260,25 @@ def test_rdma_forced_against_an_owner_without_an_engine_is_a_config_error() -> N
             TensorConnector.connect({**options, "transport": "rdma"})
     finally:
         conn.shutdown()
+
+
+def test_a_region_that_does_not_match_the_object_is_refused(
+    owner: TensorConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store("lying", owner)
+    store.put(torch.ones(1024), key="t")
+    rdma = {**store.config().options, "transport": "rdma"}
+    assert owner._owner is not None
+    honest = owner._owner.region
+
+    def larger(key: str) -> transfer.Region | None:  # an owner offering more bytes than the object has
+        region = honest(key)
+        return None if region is None else region.model_copy(update={"length": region.length * 2})
+
+    monkeypatch.setattr(owner._owner, "region", larger)
+    reader = Store("reader", TensorConnector.connect(rdma))
+    try:
+        with pytest.raises(StoreError, match="offered 8192 bytes for an object of 4096; refused"):
+            reader.get("t")
+    finally:
+        reader.close()
