@@ -16,9 +16,11 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -59,7 +61,29 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-Subject = Annotated[str, Path(description="Subject name")]
+#: Stands for a "/" inside one path segment (a subject sent as %2F, as confluent's Protobuf serializer and
+#: Karapace's tests do) while the router splits the path; `Subject` turns it back into "/".
+SLASH_IN_SEGMENT = "\x1f"
+Subject = Annotated[
+    str,
+    Path(description="Subject name (URL-encode a '/' in it as %2F)"),
+    AfterValidator(lambda value: value.replace(SLASH_IN_SEGMENT, "/")),
+]
+
+
+def routable_path(scope: Scope) -> str:
+    """The path the router should see: no trailing slash (Confluent serves `/subjects/` as `/subjects`),
+    and a '/' encoded inside a segment kept inside that segment."""
+    path: str = scope["path"]
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and b"%2f" in raw.lower():
+        segments = raw.decode("latin-1").split("/")
+        path = "/".join(unquote(s).replace("/", SLASH_IN_SEGMENT) for s in segments)
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    return path
+
+
 Version = Annotated[str, Path(description='A version number in [1, 2^31-1], "latest" or -1')]
 Deleted = Annotated[bool, Query(description="Include soft-deleted entries")]
 DeletedOnly = Annotated[bool, Query(alias="deletedOnly", description="Only soft-deleted entries")]
@@ -96,6 +120,10 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = routable_path(scope)
+        if path != scope["path"]:
+            scope = dict(scope)
+            scope["path"] = path
 
         async def tagged_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -390,6 +418,27 @@ def create_app(service: RegistryService) -> FastAPI:
     @app.get("/schemas/ids/{schema_id}/versions", response_model=list[SubjectVersion], responses=ERRORS)
     def versions_by_id(schema_id: SchemaId, deleted: Deleted = False) -> list[dict[str, Any]]:
         return service.versions_for_id(schema_id, deleted=deleted)
+
+    @app.get("/schemas", responses=ERRORS, summary="List schemas: every version, or the latest per subject")
+    def list_schemas(
+        subject_prefix: Annotated[str, Query(alias="subjectPrefix")] = "",
+        deleted: Deleted = False,
+        latest_only: Annotated[bool, Query(alias="latestOnly")] = False,
+        offset: int = 0,
+        limit: int = -1,
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for subject in service.list_subjects(
+            prefix=subject_prefix, deleted=deleted, deleted_only=False, offset=0, limit=-1
+        ):
+            try:
+                versions = service.list_versions(subject, deleted=deleted)
+            except RegistryHTTPError:  # every version deleted meanwhile
+                continue
+            for version in versions[-1:] if latest_only else versions:
+                found.append(service.get_version(subject, str(version), deleted=deleted))
+        end = None if limit < 0 else offset + limit
+        return found[max(offset, 0) : end]
 
     @app.get("/schemas/types", response_model=list[str], summary="Supported schema types")
     def schema_types() -> list[str]:

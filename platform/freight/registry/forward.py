@@ -29,7 +29,9 @@ class Forwarder:
         self._client = httpx.AsyncClient(timeout=timeout_s)
 
     async def forward(self, target: str, request: Request) -> httpx.Response | None:
-        url = target.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raw = request.scope.get("raw_path")  # as the client sent it: %2F inside a subject stays encoded
+        path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+        url = target.rstrip("/") + path + (f"?{request.url.query}" if request.url.query else "")
         headers = {k: v for k, v in request.headers.items() if k.lower() in _PASS_HEADERS}
         headers[FORWARDED_HEADER] = self.instance
         body = await request.body()
