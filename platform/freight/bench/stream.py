@@ -119,6 +119,46 @@ def _produce_raw(
     producer.flush()
 
 
+#: The record a Kafka user would define for a small object sent with confluent-kafka's Avro serializer.
+_CONFLUENT_AVRO_SCHEMA = (
+    '{"type": "record", "name": "SmallObject", "namespace": "bench.freight", '
+    '"fields": [{"name": "stream", "type": "string"}, {"name": "payload", "type": "bytes"}]}'
+)
+
+
+def _produce_confluent_avro(
+    settings: dict[str, Any], topic: str, count: int, size: int, ready: Any, go: Any
+) -> None:
+    """confluent-kafka's own AvroSerializer (Confluent wire format, schema in the same registry)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from freight.kafka import producer_config
+
+    conf = FreightSettings.model_validate(settings)
+    registry = SchemaRegistryClient({"url": conf.schema_registry_url})
+    serialize = AvroSerializer(registry, _CONFLUENT_AVRO_SCHEMA)
+    context = SerializationContext(topic, MessageField.VALUE)
+    payload = os.urandom(size)
+    producer = Producer(producer_config(conf))
+    producer.produce(topic, serialize({"stream": "warmup", "payload": payload}, context), key=b"warmup")
+    producer.flush()
+    ready.set()
+    go.wait(300)
+    for i in range(count):
+        value = serialize({"stream": f"s{i % 4}", "payload": payload}, context)
+        while True:
+            try:
+                producer.produce(topic, value, key=f"s{i % 4}".encode())
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush()
+
+
 def _produce_proxystore(
     settings: dict[str, Any], topic: str, store_dir: str, count: int, size: int, ready: Any, go: Any
 ) -> None:
@@ -251,6 +291,37 @@ def raw_e2e(settings: FreightSettings, count: int, size: int) -> float:
                     np.frombuffer(msg.value() or b"", np.uint8).sum()
                 else:
                     bytes(msg.value() or b"")
+                got += 1
+        elapsed = time.perf_counter() - t0
+        run.join()
+    finally:
+        consumer.close()
+        drop_topics(settings, topic)
+    return elapsed
+
+
+def confluent_avro_e2e(settings: FreightSettings, count: int, size: int) -> float:
+    """confluent-kafka's AvroSerializer -> Kafka -> its AvroDeserializer, with the same schema registry."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    topic = new_topic(settings, "confluent-avro")
+    consumer = _raw_consumer(settings, topic)
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.schema_registry_url}))
+    context = SerializationContext(topic, MessageField.VALUE)
+    try:
+        run = Child(_produce_confluent_avro, settings_dict(settings), topic, count, size)
+        run.wait_ready()
+        while (first := consumer.poll(0.5)) is None or first.error() is not None:
+            run.check()
+        deserialize(first.value(), context)  # the warm-up record: the schema is fetched here
+        t0 = run.start()
+        got = 0
+        while got < count:
+            for msg in _raw_batches(consumer, run):
+                record: Any = deserialize(msg.value(), context)
+                bytes(record["payload"])
                 got += 1
         elapsed = time.perf_counter() - t0
         run.join()
@@ -470,7 +541,9 @@ def small(
         f"small objects ({size} B) end to end",
         f"{count:,} objects of {size} B (ProxyStore: {proxystore_count:,}; its shim flushes every message) "
         "sent by a producer process, consumed and read by a consumer process, one partition; Freight carries "
-        "them inline in the event, ProxyStore keeps each in its FileConnector; objects/s from the start "
+        "them inline in the event, ProxyStore keeps each in its FileConnector; 'confluent-avro': "
+        "confluent-kafka's own AvroSerializer / AvroDeserializer (Confluent wire format) with the same "
+        "schema registry, a record {stream: string, payload: bytes} per object; objects/s from the start "
         "signal to the last object read",
         "objects/s",
     )
@@ -500,7 +573,18 @@ def small(
             tick,
         )
     )
+    sc.rows.append(
+        _measure(
+            name,
+            "confluent-avro",
+            sc.unit,
+            lambda: count / confluent_avro_e2e(settings, count, size),
+            repetitions,
+            tick,
+        )
+    )
     sc.rows.append(_vs(sc.rows[0], "freight vs proxystore", "proxystore-1.1.0"))
+    sc.rows.append(_vs(sc.rows[0], "freight vs confluent-avro", "confluent-avro"))
     with_ratios(sc.rows)
     return sc
 
