@@ -81,14 +81,14 @@ class StoreResolver:
         Raises:
             StoreTrustError: this process is not configured for that cluster and does not allow it.
         """
-        own = load_settings()
         if bootstrap is None:
-            return own
+            return load_settings()
         wanted = cluster_id(bootstrap)
         with self._lock:
             known = self._clusters.get(wanted)
         if known is not None:
-            return known
+            return known  # before reading the environment: that costs milliseconds, on every proxy
+        own = load_settings()
         if wanted == cluster_id(own.kafka_bootstrap):
             return own
         if wanted in {cluster_id(c) for c in own.allowed_clusters}:
