@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Not a terminal (CI logs, pipes): a fixed 140 columns instead of rich's 80, so tables stay readable.
@@ -51,8 +52,10 @@ def print_kv(title: str, pairs: Mapping[str, Any]) -> None:
 
 
 def error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print an error; the message is text, never markup (a schema error's `[...]` must survive)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err_console.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
+    """Print a dimmed note (text, never markup)."""
+    err_console.print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)

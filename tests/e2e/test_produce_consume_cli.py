@@ -167,3 +167,48 @@ def test_a_bad_evict_value_is_a_clear_error(stream_settings: FreightSettings, tm
     done = freight(stream_settings, "produce", "t-x", str(tmp_path / "f"), "--evict", "sometimes")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "watermark, on-resolve, retention or never" in done.stderr
+
+
+def test_ctrl_c_in_produce_and_consume_says_what_was_done(
+    stream_settings: FreightSettings, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    topic = f"cli-ctrl-c-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ)
+    env.update(
+        FREIGHT_KAFKA_BOOTSTRAP=stream_settings.kafka_bootstrap,
+        FREIGHT_SCHEMA_REGISTRY_URL=stream_settings.schema_registry_url,
+    )
+
+    def run_then_interrupt(cmd: list[str], lines: str | None, wait_s: float) -> tuple[int, str, str]:
+        out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
+        with open(out_file, "w") as out, open(err_file, "w") as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, text=True, env=env)
+            assert proc.stdin is not None
+            if lines:
+                proc.stdin.write(lines)
+                proc.stdin.flush()
+            time.sleep(wait_s)  # stdin stays open, as a user typing would keep it
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(60)
+        return code, out_file.read_text(), err_file.read_text()
+
+    produce = [sys.executable, "-m", "freight.cli", "produce", topic, "--store-dir", str(tmp_path / "s")]
+    code, _out, err = run_then_interrupt(produce, "line 0\nline 1\nline 2\n", 10)
+    assert code == 130, err
+    assert "interrupted: 3 object(s) were sent and acknowledged, then END_OF_STREAM" in err
+    assert "Traceback" not in err and "Aborted" not in err
+
+    consume = [sys.executable, "-m", "freight.cli", "consume", topic, "--group", "g", "--idle-timeout", "60"]
+    code, out, err = run_then_interrupt(consume, None, 12)
+    assert code == 130, err
+    assert "interrupted: consumed 3 object(s)" in err and "(committed)" in err
+    assert out.splitlines() == ["line 0", "line 1", "line 2"]
+
+
+def test_error_text_is_never_read_as_markup(stream_settings: FreightSettings) -> None:
+    done = freight(stream_settings, "topics", "describe", "[no-such-topic]")
+    assert done.returncode == 2, done.stderr
+    assert "'[no-such-topic]'" in done.stderr

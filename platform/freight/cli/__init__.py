@@ -15,6 +15,7 @@ import importlib
 import pkgutil
 import sys
 
+import click
 import typer
 
 from freight.errors import FreightError
@@ -56,16 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     _mount_all()
     try:
-        app(args=argv, prog_name="freight")
+        # Not standalone: click would turn Ctrl-C into "Aborted!" and exit 1 before Freight could say what
+        # was done; here every exit path is ours.
+        result = app(args=argv, prog_name="freight", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        error("interrupted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
     except FreightError as exc:
         error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def _console_main() -> None:

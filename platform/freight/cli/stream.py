@@ -135,21 +135,25 @@ def produce(
             disable=json_ or not sys.stderr.isatty(),
         ) as progress,
     ):
-        if files is not None:
-            task = progress.add_task("bytes", total=sum(p.stat().st_size for p, _ in files))
-            for path, name in files:
-                data = _mapped(path)
-                size = data.nbytes
-                producer.send(topic, data, stream=stream, metadata={"filename": name}).result()
-                del data
-                sent += 1
-                progress.update(task, advance=size)
-        else:
-            task = progress.add_task("lines", total=None)
-            for line in sys.stdin.buffer:
-                producer.send(topic, line.rstrip(b"\n"), stream=stream)
-                sent += 1
-                progress.update(task, advance=1)
+        interrupted = False
+        try:
+            if files is not None:
+                task = progress.add_task("bytes", total=sum(p.stat().st_size for p, _ in files))
+                for path, name in files:
+                    data = _mapped(path)
+                    size = data.nbytes
+                    producer.send(topic, data, stream=stream, metadata={"filename": name}).result()
+                    del data
+                    sent += 1
+                    progress.update(task, advance=size)
+            else:
+                task = progress.add_task("lines", total=None)
+                for line in sys.stdin.buffer:
+                    producer.send(topic, line.rstrip(b"\n"), stream=stream)
+                    sent += 1
+                    progress.update(task, advance=1)
+        except KeyboardInterrupt:
+            interrupted = True  # what was sent is flushed and the stream ended, as documented
         if end:
             producer.end_stream(topic, stream)
         producer.flush()
@@ -164,9 +168,17 @@ def produce(
         "store": store,
     }
     if json_:
-        print_json(summary)
+        print_json(summary | {"interrupted": interrupted})
     else:
         print_table("Produced", list(summary), [list(summary.values())])
+    if interrupted:
+        err_console.print(
+            f"interrupted: {sent} object(s) were sent and acknowledged"
+            + (f", then END_OF_STREAM for {stream!r}" if end else ""),
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(130)
 
 
 def _timestamp_ms(text: str) -> int:
@@ -217,7 +229,7 @@ def consume(
         raise ConfigError(f"--max must be 0 or more, got {max_}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    count = renamed = 0
+    counts = [0, 0]
     if max_ == 0:
         err_console.print(f"consumed 0 object(s) from {topic} (--max 0)", markup=False, highlight=False)
         return
@@ -228,26 +240,43 @@ def consume(
             consumer.seek(offset=offset)
         elif timestamp is not None:
             consumer.seek(timestamp=_timestamp_ms(timestamp))
-        for meta, obj in consumer.iter_objects_with_metadata():
-            data = _to_bytes(obj)
-            if out is not None:
-                # The recorded name is untrusted (anyone may write the topic): keep it under --out, and never
-                # overwrite a file already there (a suffix is added and counted).
-                default = f"{safe_key_part(meta.stream)}-{meta.sequence:08d}.bin"
-                rel = _safe_relative(meta.metadata.get("filename") or "") or Path(default)
-                target = _free_path(out / rel)
-                renamed += target != out / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            if json_:
-                record = meta.to_dict() | {"bytes": len(data)}
-                sys.stdout.write(json.dumps(record, default=str) + "\n")
-            elif out is None:
-                sys.stdout.buffer.write(data + b"\n")
-            count += 1
-            if max_ is not None and count >= max_:
-                break
+        interrupted = False
+        try:
+            _consume_into(consumer, out, json_, max_, counts)
+        except KeyboardInterrupt:
+            interrupted = True  # what was handed out is committed below; the rest is read again next time
+        count, renamed = counts
         consumer.commit()
-    if not json_:
+    if not json_ or interrupted:
         note = f"; {renamed} written under a new name (-N suffix) since the name was taken" if renamed else ""
-        err_console.print(f"consumed {count} object(s) from {topic}{note}", markup=False, highlight=False)
+        head = "interrupted: " if interrupted else ""
+        err_console.print(
+            f"{head}consumed {count} object(s) from {topic}{note}" + (" (committed)" if group else ""),
+            markup=False,
+            highlight=False,
+        )
+    if interrupted:
+        raise typer.Exit(130)
+
+
+def _consume_into(consumer: Any, out: Path | None, json_: bool, max_: int | None, counts: list[int]) -> None:
+    """Hand out objects to --out, --json lines or stdout; counts = [objects, renamed] as it goes."""
+    for meta, obj in consumer.iter_objects_with_metadata():
+        data = _to_bytes(obj)
+        if out is not None:
+            # The recorded name is untrusted (anyone may write the topic): keep it under --out, and never
+            # overwrite a file already there (a suffix is added and counted).
+            default = f"{safe_key_part(meta.stream)}-{meta.sequence:08d}.bin"
+            rel = _safe_relative(meta.metadata.get("filename") or "") or Path(default)
+            target = _free_path(out / rel)
+            counts[1] += target != out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if json_:
+            record = meta.to_dict() | {"bytes": len(data)}
+            sys.stdout.write(json.dumps(record, default=str) + "\n")
+        elif out is None:
+            sys.stdout.buffer.write(data + b"\n")
+        counts[0] += 1
+        if max_ is not None and counts[0] >= max_:
+            break
