@@ -63,7 +63,7 @@ def explain_missing(
     topic: str,
     partition: int,
     offset: int,
-    eviction: str = "watermark",
+    eviction: str = "WATERMARK",
     *,
     settings: FreightSettings | None = None,
     group: str = EVICTOR_GROUP,
@@ -94,7 +94,7 @@ def explain_missing(
             f"evicted by policy: every retaining group had committed past it and the evictor (group "
             f"{group!r}) passed offset {checkpoint}{under}{when}"
         )
-    if str(eviction) == "on-resolve":
+    if str(eviction).upper().replace("-", "_") == "ON_RESOLVE":  # an EvictionMode or its name
         return (
             "an on-resolve object: it was resolved and then deleted (once the resolving group committed past "
             "it, or at once for a consumer without a group)"
