@@ -75,6 +75,16 @@ class FreightSettings(BaseSettings):
             raise ValueError("FREIGHT_KAFKA_BOOTSTRAP is empty; give host:port of a broker")
         return value.strip()
 
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_url_has_a_scheme(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "FREIGHT_SCHEMA_REGISTRY_URL must start with http:// or https:// "
+                f"(got {redact_text(value)!r}; e.g. http://127.0.0.1:8081)"
+            )
+        return value.rstrip("/")
+
     @field_validator("kafka_properties", mode="before")
     @classmethod
     def _properties_from_json(cls, value: Any) -> Any:

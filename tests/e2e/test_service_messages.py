@@ -81,3 +81,25 @@ def test_stores_show_prints_json(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["payload_bytes"] == 100 and doc["verified"] is True and doc["serializer"] == "bytes"
+
+
+def test_version_and_configuration_errors_end_without_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        full = dict(os.environ, **env)
+        cmd = [sys.executable, "-m", "freight.cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=60, check=False)
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("freight ")
+    no_scheme = run("schemas", "list", FREIGHT_SCHEMA_REGISTRY_URL="127.0.0.1:8081")
+    assert no_scheme.returncode == 2 and "must start with http:// or https://" in no_scheme.stderr
+    props = tmp_path / "client.properties"
+    props.write_text("sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required;\n")
+    jaas = run("topics", "list", FREIGHT_KAFKA_CONFIG_FILE=str(props), FREIGHT_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    assert jaas.returncode == 2 and "sasl.username / sasl.password" in jaas.stderr
+    for done in (no_scheme, jaas):
+        assert "Traceback" not in done.stderr

@@ -17,6 +17,7 @@ import sys
 
 import click
 import typer
+from confluent_kafka import KafkaException
 
 from freight.errors import FreightError
 from freight.output import error
@@ -28,6 +29,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from freight import __version__
+
+        typer.echo(f"freight {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Freight: stream large objects through Kafka."""
+
 
 _SKIP = {"output", "common"}
 _mounted = False
@@ -70,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except KafkaException as exc:  # raised by a client constructor: a property librdkafka does not know
+        error(
+            f"Kafka client configuration refused: {str(exc.args[0].str() if exc.args else exc).rstrip('.')}. "
+            "Check the properties in FREIGHT_KAFKA_PROPERTIES or FREIGHT_KAFKA_CONFIG_FILE "
+            "(librdkafka names, e.g. sasl.username; a Java-only property such as sasl.jaas.config has no "
+            "librdkafka equivalent: use sasl.username / sasl.password)"
+        )
+        return 2
     except FreightError as exc:
         error(str(exc))
         return exc.exit_code
