@@ -72,10 +72,20 @@ def up_cmd(
     service: Annotated[list[str] | None, typer.Option("--service", help="Start only these services.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Extra broker property key=value.")] = None,
     heap: Annotated[str | None, typer.Option(help="Broker JVM max heap, e.g. 512m.")] = None,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=5,
+            help="Kafka nodes: 3 starts a replicated KRaft cluster (combined nodes, RF 3, ISR 2).",
+        ),
+    ] = 1,
     state_dir: StateDir = None,
     json_: Json = False,
 ) -> None:
     """Start the local services (idempotent) and print the environment to export."""
+    if brokers > 1 and (port is not None or controller_port is not None):
+        raise ConfigError("--port and --controller-port apply to one broker; a cluster picks free ports")
     broker = BrokerOptions(port=port, controller_port=controller_port, overrides=_parse_overrides(set_ or []))
     if heap:
         broker.heap = heap
@@ -83,6 +93,7 @@ def up_cmd(
         state_dir=_state_dir(state_dir),
         services=service or None,
         kafka=broker,
+        brokers=brokers,
         registry_port=registry_port,
         s3_port=s3_port,
     )

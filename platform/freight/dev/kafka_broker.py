@@ -107,12 +107,24 @@ class KafkaBroker:
 
     name = "kafka"
 
-    def __init__(self, state_dir: Path, options: BrokerOptions | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        options: BrokerOptions | None = None,
+        *,
+        node_id: int = 1,
+        subdir: str = "kafka",
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.options = options or BrokerOptions()
-        self.data_dir = self.state_dir / "kafka" / "data"
-        self.log_dir = self.state_dir / "kafka" / "logs"
-        self.config_file = self.state_dir / "kafka" / "server.properties"
+        self.node_id = node_id
+        self.data_dir = self.state_dir / subdir / "data"
+        self.log_dir = self.state_dir / subdir / "logs"
+        self.config_file = self.state_dir / subdir / "server.properties"
+        # A cluster (KafkaCluster) sets these for every node; alone, a node is its own quorum.
+        self.voters: str | None = None
+        self.replicas = 1
+        self.cluster_id: str | None = None
 
     def _ports(self) -> tuple[int, int]:
         for label, port in (("broker", self.options.port), ("controller", self.options.controller_port)):
@@ -130,6 +142,10 @@ class KafkaBroker:
     def _write_config(self, broker_port: int, controller_port: int) -> None:
         template = string.Template((kafka_infra_dir() / "server.properties.template").read_text())
         text = template.substitute(
+            node_id=self.node_id,
+            voters=self.voters or f"{self.node_id}@127.0.0.1:{controller_port}",
+            replicas=self.replicas,
+            min_isr=2 if self.replicas >= 3 else 1,
             broker_port=broker_port,
             controller_port=controller_port,
             log_dir=self.data_dir,
@@ -165,7 +181,7 @@ class KafkaBroker:
             [
                 "kafka.tools.StorageTool",
                 "format",
-                f"--cluster-id={cluster_id()}",
+                f"--cluster-id={self.cluster_id or cluster_id()}",
                 "-c",
                 str(self.config_file),
             ],
@@ -197,13 +213,22 @@ class KafkaBroker:
         raise AssertionError("unreachable")
 
     def _start_once(self, java: str, libs: Path, broker_port: int, controller_port: int) -> ServiceRecord:
+        proc, record, stdout_log = self.launch(java, libs, broker_port, controller_port)
+        self._wait_ready(proc, record, stdout_log)
+        return record
+
+    def launch(
+        self, java: str, libs: Path, broker_port: int, controller_port: int
+    ) -> tuple[subprocess.Popen[bytes], ServiceRecord, Path]:
+        """Write the config, format storage and spawn the JVM, without waiting for it (a cluster's nodes
+        only become ready together, once a quorum of controllers runs)."""
         self._write_config(broker_port, controller_port)
         self._format(java, libs)
         stdout_log = self.log_dir / "stdout.log"
         cmd = self._java_cmd(java, libs, ["kafka.Kafka", str(self.config_file)])
         proc = procs.spawn(cmd, log_file=stdout_log)
         record = ServiceRecord(
-            name=self.name,
+            name=self.name if self.node_id == 1 else f"{self.name}-{self.node_id}",
             pid=proc.pid,
             marker=str(self.config_file),
             address=f"127.0.0.1:{broker_port}",
@@ -212,8 +237,7 @@ class KafkaBroker:
             log_file=str(self.log_dir / "server.log"),
             env={"FREIGHT_KAFKA_BOOTSTRAP": f"127.0.0.1:{broker_port}"},
         )
-        self._wait_ready(proc, record, stdout_log)
-        return record
+        return proc, record, stdout_log
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], record: ServiceRecord, stdout_log: Path) -> None:
         admin = KafkaAdmin(FreightSettings(kafka_bootstrap=record.address), timeout=2.0, quiet=True)
@@ -254,3 +278,84 @@ class KafkaBroker:
         except BrokerUnavailableError as exc:
             return False, str(exc)
         return True, f"{brokers} broker(s) answering"
+
+
+class KafkaCluster:
+    """`freight dev up --brokers N`: N combined (broker + controller) KRaft nodes from the same jars.
+
+    One cluster id, a quorum of every node's controller, N replicas for Kafka's internal topics and
+    `min.insync.replicas` 2 from three nodes on. The first node's record is the `kafka` service; the others
+    are recorded as `kafka-2`, ... (`extra_records`), so `freight dev down` stops them all.
+    """
+
+    name = "kafka"
+
+    def __init__(self, state_dir: Path, options: BrokerOptions, brokers: int) -> None:
+        if brokers < 2:
+            raise DevServiceError("a cluster has 2 or more brokers; one broker is `freight dev up`")
+        self.options = options
+        self.nodes = [
+            KafkaBroker(state_dir, options, node_id=i, subdir="kafka" if i == 1 else f"kafka-{i}")
+            for i in range(1, brokers + 1)
+        ]
+        self.extra_records: dict[str, ServiceRecord] = {}
+
+    def start(self) -> ServiceRecord:
+        """Start every node and wait until a client sees all of them; return the first node's record."""
+        java = java_path()
+        libs = ensure_jars()
+        taken: set[int] = set()
+        ports: list[tuple[int, int]] = []
+        for _ in self.nodes:
+            broker = procs.choose_port(None, -1, taken)
+            taken.add(broker)
+            controller = procs.choose_port(None, -1, taken)
+            taken.add(controller)
+            ports.append((broker, controller))
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{c}" for n, (_b, c) in zip(self.nodes, ports, strict=True))
+        shared_id = cluster_id()
+        launched = []
+        for node, (broker, controller) in zip(self.nodes, ports, strict=True):
+            node.voters, node.replicas, node.cluster_id = voters, min(3, len(self.nodes)), shared_id
+            launched.append(node.launch(java, libs, broker, controller))
+        bootstrap = ",".join(f"127.0.0.1:{b}" for b, _c in ports)
+        try:
+            self._wait_all(bootstrap, launched)
+        except Exception:
+            for proc, _record, _log in launched:
+                procs.stop_process(proc.pid, grace_s=5)
+            raise
+        records = [record for _proc, record, _log in launched]
+        for record in records:
+            record.env = {"FREIGHT_KAFKA_BOOTSTRAP": bootstrap}
+        first = records[0]
+        first.address = bootstrap
+        self.extra_records = {r.name: r for r in records[1:]}
+        return first
+
+    def _wait_all(
+        self, bootstrap: str, launched: list[tuple[subprocess.Popen[bytes], ServiceRecord, Path]]
+    ) -> None:
+        admin = KafkaAdmin(FreightSettings(kafka_bootstrap=bootstrap), timeout=2.0, quiet=True)
+        deadline = time.monotonic() + self.options.start_timeout_s + 30
+        while time.monotonic() < deadline:
+            for proc, record, stdout_log in launched:
+                if proc.poll() is not None:
+                    raise DevServiceError(
+                        f"Kafka node {record.name} exited with code {proc.returncode} during start. "
+                        f"Last lines of its log ({record.log_file}):\n{procs.tail(Path(record.log_file))}\n"
+                        f"stdout/stderr:\n{procs.tail(stdout_log, 15)}"
+                    )
+            try:
+                if admin.ping(2.0) == len(launched):
+                    admin.wait_ready(5.0)
+                    return
+            except BrokerUnavailableError:
+                pass
+            time.sleep(0.3)
+        raise DevServiceError(f"the {len(launched)}-node Kafka cluster did not become ready at {bootstrap}")
+
+    @staticmethod
+    def health(record: ServiceRecord) -> tuple[bool, str]:
+        """(healthy, detail) of the cluster, as a client of its bootstrap list sees it."""
+        return KafkaBroker.health(record)

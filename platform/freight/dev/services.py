@@ -17,7 +17,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from freight.dev import procs
-from freight.dev.kafka_broker import BrokerOptions, KafkaBroker
+from freight.dev.kafka_broker import BrokerOptions, KafkaBroker, KafkaCluster
 from freight.dev.state import ServiceRecord, load_state, locked, save_state
 from freight.errors import DevServiceError
 
@@ -39,6 +39,7 @@ class DevOptions(BaseModel):
     state_dir: Path = Path(".freight")
     services: list[str] | None = Field(None, description="Services to start; default all known ones.")
     kafka: BrokerOptions = Field(default_factory=BrokerOptions)
+    brokers: int = Field(1, ge=1, le=5, description="Kafka nodes: 1, or a replicated KRaft cluster (3).")
     registry_port: int | None = None
     s3_port: int | None = None
 
@@ -46,7 +47,11 @@ class DevOptions(BaseModel):
 ServiceFactory = Callable[[DevOptions, dict[str, ServiceRecord]], DevService]
 # name -> factory, in start order; a factory sees the records of the services started before it.
 SERVICES: dict[str, ServiceFactory] = {
-    "kafka": lambda opts, _started: KafkaBroker(opts.state_dir, opts.kafka),
+    "kafka": lambda opts, _started: (
+        KafkaBroker(opts.state_dir, opts.kafka)
+        if opts.brokers == 1
+        else KafkaCluster(opts.state_dir, opts.kafka, opts.brokers)
+    ),
 }
 HEALTH: dict[str, Callable[[ServiceRecord], tuple[bool, str]]] = {"kafka": KafkaBroker.health}
 
@@ -130,6 +135,7 @@ def up(options: DevOptions) -> list[ServiceStatus]:
             service = SERVICES[name](options, dict(state.services))
             record = service.start()
             state.services[name] = record
+            state.services.update(getattr(service, "extra_records", {}))  # a cluster's other nodes
             save_state(options.state_dir, state)
             results.append(ServiceStatus(name, "started", f"{note}pid {record.pid}", record, record.env))
     return results
