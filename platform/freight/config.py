@@ -216,6 +216,17 @@ def _split_property(line: str) -> tuple[str, str]:
     return _unescape(key), _unescape(rest)
 
 
+def resolve_settings(
+    settings: FreightSettings | None, *, bootstrap: str | None = None, registry_url: str | None = None
+) -> FreightSettings:
+    """The settings a component uses: `settings` (or the environment's), with `bootstrap` / `registry_url`
+    winning when given, so an argument is never silently ignored."""
+    if settings is None:
+        return load_settings(kafka_bootstrap=bootstrap, schema_registry_url=registry_url)
+    update = {k: v for k, v in (("kafka_bootstrap", bootstrap), ("schema_registry_url", registry_url)) if v}
+    return settings.model_copy(update=update) if update else settings
+
+
 def load_settings(**overrides: Any) -> FreightSettings:
     """Settings with the given non-None arguments taking precedence over the environment."""
     given = {k: v for k, v in overrides.items() if v is not None}

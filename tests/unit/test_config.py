@@ -60,3 +60,13 @@ def test_properties_file_errors_are_clear(tmp_path: Path) -> None:
     bad.write_text("ok=1\njust-a-word\n")
     with pytest.raises(ConfigError, match=r"bad.properties:2: expected key=value"):
         read_properties_file(bad)
+
+
+def test_an_explicit_bootstrap_is_never_ignored_next_to_settings() -> None:
+    from freight.config import FreightSettings, resolve_settings
+
+    base = FreightSettings(kafka_bootstrap="a:1", schema_registry_url="http://r:1")
+    assert resolve_settings(base) is base
+    both = resolve_settings(base, bootstrap="b:2", registry_url="http://s:2")
+    assert (both.kafka_bootstrap, both.schema_registry_url) == ("b:2", "http://s:2")
+    assert base.kafka_bootstrap == "a:1"  # the caller's settings are not changed

@@ -43,7 +43,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from freight.config import FreightSettings, load_settings
+from freight.config import FreightSettings, resolve_settings
 from freight.errors import (
     ConfigError,
     EventDecodeError,
@@ -188,7 +188,7 @@ class StreamConsumer:
         auto_commit: bool = True,
         rebalance_listener: RebalanceListener | None = None,
     ) -> None:
-        self.settings = settings or load_settings(kafka_bootstrap=bootstrap, schema_registry_url=registry_url)
+        self.settings = resolve_settings(settings, bootstrap=bootstrap, registry_url=registry_url)
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         if not self.topics:
             raise ConfigError("StreamConsumer needs at least one topic")

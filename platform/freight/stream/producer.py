@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from freight.config import FreightSettings, load_settings
+from freight.config import FreightSettings, resolve_settings
 from freight.connectors.keys import safe_key_part
 from freight.errors import ConfigError, DeliveryError
 from freight.kafka import producer_config
@@ -123,7 +123,7 @@ class StreamProducer:
     ) -> None:
         """`stores` maps topic -> Store (None: the default store). `create_topics`: partitions of a topic
         created on first send when missing (None: a missing topic is an error)."""
-        self.settings = settings or load_settings(kafka_bootstrap=bootstrap, schema_registry_url=registry_url)
+        self.settings = resolve_settings(settings, bootstrap=bootstrap, registry_url=registry_url)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.stores: dict[str | None, Store] = dict(stores or {})
