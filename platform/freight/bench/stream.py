@@ -638,6 +638,7 @@ def bulk(
         "files kept (the Freight subject's persistence); Freight's ratios are against that bound; "
         "'raw file 1p' (tofile + fromfile + sum in one process, no Kafka) is shown for reference; "
         "'shm' rows: the same Freight subject and bound with the store directory on /dev/shm (tmpfs); "
+        "the subjects take turns (each repetition runs every subject once, the first one rotating); "
         "MB/s of payload",
         "MB/s",
     )
@@ -669,22 +670,64 @@ def _bulk_size(
     def mbs(fn: Callable[[], float]) -> Callable[[], float]:
         return lambda: count * size / 1e6 / fn()
 
-    def measure(subject: str, fn: Callable[[], float], baseline: str | None) -> Measurement:
-        return _measure("bulk", f"{subject} {label}", "MB/s", mbs(fn), repetitions, tick, baseline, **common)
-
     bound = f"raw files 2p {label}"
-    f = measure("freight", lambda: freight_e2e(settings, count, size, workdir), bound)
-    p = measure("proxystore-1.1.0", lambda: proxystore_e2e(settings, count, size, workdir), None)
-    b = measure("raw files 2p", lambda: raw_files_2p_e2e(settings, count, size, workdir), None)
-    r = measure("raw file 1p", lambda: raw_file_e2e(count, size, workdir), None)
-    rows = [f, p, b, r]
-    rows.append(_vs(f, f"freight vs proxystore {label}", f"proxystore-1.1.0 {label}"))
-    rows.append(_vs(f, f"freight vs raw file 1p {label}", f"raw file 1p {label}"))
+    subjects: list[tuple[str, Callable[[], float], str | None]] = [
+        ("freight", lambda: freight_e2e(settings, count, size, workdir), bound),
+        ("proxystore-1.1.0", lambda: proxystore_e2e(settings, count, size, workdir), None),
+        ("raw files 2p", lambda: raw_files_2p_e2e(settings, count, size, workdir), None),
+        ("raw file 1p", lambda: raw_file_e2e(count, size, workdir), None),
+    ]
     if shm is not None:
         shm_bound = f"raw files 2p shm {label}"
-        rows.append(measure("freight shm", lambda: freight_e2e(settings, count, size, shm), shm_bound))
-        rows.append(measure("raw files 2p shm", lambda: raw_files_2p_e2e(settings, count, size, shm), None))
+        subjects.append(("freight shm", lambda: freight_e2e(settings, count, size, shm), shm_bound))
+        subjects.append(("raw files 2p shm", lambda: raw_files_2p_e2e(settings, count, size, shm), None))
+    rows = _measure_interleaved(
+        "bulk",
+        "MB/s",
+        [(f"{name} {label}", mbs(fn), base) for name, fn, base in subjects],
+        repetitions,
+        tick,
+        **common,
+    )
+    f = rows[0]
+    rows.insert(4, _vs(f, f"freight vs proxystore {label}", f"proxystore-1.1.0 {label}"))
+    rows.insert(5, _vs(f, f"freight vs raw file 1p {label}", f"raw file 1p {label}"))
     return rows
+
+
+def _measure_interleaved(
+    scenario: str,
+    unit: str,
+    subjects: list[tuple[str, Callable[[], float], str | None]],
+    repetitions: int,
+    tick: Tick,
+    **extra: Any,
+) -> list[Measurement]:
+    """Like `_measure` for several subjects, taking turns: repetition i runs every subject once, starting
+    with subject i (mod n), so that slow phases of a shared machine (and of its page reuse: freed pages are
+    fast to reuse only until the host takes them back) fall on every subject alike."""
+    values: dict[str, list[float]] = {name: [] for name, _fn, _base in subjects}
+    load_start = os.getloadavg()[0]
+    for i in range(repetitions):
+        turn = subjects[i % len(subjects) :] + subjects[: i % len(subjects)]
+        for name, fn, _base in turn:
+            tick(f"{scenario}: {name} ({i + 1}/{repetitions})")
+            values[name].append(fn())
+    load = [round(load_start, 2), round(os.getloadavg()[0], 2)]
+    return [
+        Measurement(
+            scenario,
+            name,
+            unit,
+            statistics.median(values[name]),
+            min(values[name]),
+            max(values[name]),
+            len(values[name]),
+            baseline=base,
+            extra={"values": values[name], "load_average": load, "interleaved": True, **extra},
+        )
+        for name, _fn, base in subjects
+    ]
 
 
 def _mib(size_mib: float) -> str:
