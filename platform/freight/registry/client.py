@@ -9,7 +9,7 @@ the registry's code), `ServiceUnavailableError` when nothing answers.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -66,9 +66,7 @@ class RegistryClient:
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(
                 f"the schema registry at {redact_url(self.url)} did not answer "
-                f"({type(exc).__name__}: {redact_text(str(exc))}). Start it "
-                "with `freight dev up` (or `freight registry serve`), or point --url / "
-                "FREIGHT_SCHEMA_REGISTRY_URL at a running registry."
+                f"({type(exc).__name__}: {redact_text(str(exc))}). {_unreachable_advice(self.url)}"
             ) from None
         try:
             body = response.json()
@@ -161,3 +159,17 @@ def _seg(value: str) -> str:
 
 def _param(value: Any) -> Any:
     return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _unreachable_advice(url: str) -> str:
+    """What to do when the registry does not answer: `freight dev up` only for a registry on this machine."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.startswith("127.") or host == "::1":
+        return (
+            "Start it with `freight dev up` (or `freight registry serve`), or point --url / "
+            "FREIGHT_SCHEMA_REGISTRY_URL at a running registry."
+        )
+    return (
+        "Check the host and port in FREIGHT_SCHEMA_REGISTRY_URL (or --url), that the registry is up, "
+        "and that this machine may reach it (firewall, VPN, TLS settings)."
+    )
