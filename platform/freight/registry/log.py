@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -146,7 +146,6 @@ class StateStore:
         self._cond = threading.Condition(threading.RLock())
         self.position = 0  # next offset to apply
         self.applied = 0
-        self._listeners: list[Callable[[Record], None]] = []
 
     @contextlib.contextmanager
     def read(self) -> Iterator[RegistryState]:
@@ -154,17 +153,12 @@ class StateStore:
         with self._cond:
             yield self.state
 
-    def on_apply(self, listener: Callable[[Record], None]) -> None:
-        self._listeners.append(listener)
-
     def apply(self, offset: int, record: Record | None) -> None:
         """Apply the record at `offset` (None: an unreadable record, skipped) and advance the position."""
         with self._cond:
             if record is not None:
                 self.state.apply(record)
                 self.applied += 1
-                for listener in self._listeners:
-                    listener(record)
             else:
                 self.state.skipped += 1
             self.position = max(self.position, offset + 1)
