@@ -212,3 +212,33 @@ def test_error_text_is_never_read_as_markup(stream_settings: FreightSettings) ->
     done = freight(stream_settings, "topics", "describe", "[no-such-topic]")
     assert done.returncode == 2, done.stderr
     assert "'[no-such-topic]'" in done.stderr
+
+
+def test_follow_waits_past_the_idle_timeout(stream_settings: FreightSettings, tmp_path: Path) -> None:
+    """--follow has no idle exit: an event produced after the idle timeout still arrives (issue 16)."""
+    topic = f"cli-follow-{uuid.uuid4().hex[:8]}"
+    store = str(tmp_path / "store")
+    first = freight(stream_settings, "produce", topic, "--store-dir", store, "--no-end", stdin="one\n")
+    assert first.returncode == 0, first.stderr
+    env = dict(os.environ)
+    env.update(
+        FREIGHT_KAFKA_BOOTSTRAP=stream_settings.kafka_bootstrap,
+        FREIGHT_SCHEMA_REGISTRY_URL=stream_settings.schema_registry_url,
+    )
+    args = ["consume", topic, "--follow", "--idle-timeout", "1", "--max", "2"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "freight.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "one"
+        time.sleep(2.5)  # longer than --idle-timeout: without --follow the consumer would have exited
+        assert proc.poll() is None
+        second = freight(stream_settings, "produce", topic, "--store-dir", store, "--no-end", stdin="two\n")
+        assert second.returncode == 0, second.stderr
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.split() == ["two"]

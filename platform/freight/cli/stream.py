@@ -215,11 +215,18 @@ def consume(
         Path | None, typer.Option("--out", "-o", help="Write objects into this directory.")
     ] = None,
     idle_timeout: Annotated[float, typer.Option(help="Stop after this many seconds without events.")] = 5.0,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep waiting for new events (no idle exit); Ctrl-C stops.")
+    ] = False,
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,
     json_: Json = False,
 ) -> None:
-    """Read objects to a directory (or stdout), with --json metadata lines for scripts."""
+    """Read objects to a directory (or stdout), with --json metadata lines for scripts.
+
+    Start position: the group's committed offset, else the EARLIEST offset (unlike kafka-console-consumer,
+    which starts at the latest); --offset / --timestamp / --from-beginning choose another one.
+    """
     from freight.stream import StreamConsumer
 
     settings = settings_from(bootstrap, registry)
@@ -233,7 +240,8 @@ def consume(
     if max_ == 0:
         err_console.print(f"consumed 0 object(s) from {topic} (--max 0)", markup=False, highlight=False)
         return
-    with StreamConsumer(topic, group, settings=settings, idle_timeout=idle_timeout) as consumer:
+    wait = None if follow else idle_timeout
+    with StreamConsumer(topic, group, settings=settings, idle_timeout=wait) as consumer:
         if from_beginning:
             consumer.seek("beginning")
         elif offset is not None:
@@ -275,8 +283,10 @@ def _consume_into(consumer: Any, out: Path | None, json_: bool, max_: int | None
         if json_:
             record = meta.to_dict() | {"bytes": len(data)}
             sys.stdout.write(json.dumps(record, default=str) + "\n")
+            sys.stdout.flush()  # a reader of a pipe sees each object as it arrives (--follow)
         elif out is None:
             sys.stdout.buffer.write(data + b"\n")
+            sys.stdout.buffer.flush()
         counts[0] += 1
         if max_ is not None and counts[0] >= max_:
             break
