@@ -242,3 +242,10 @@ def test_follow_waits_past_the_idle_timeout(stream_settings: FreightSettings, tm
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.split() == ["two"]
+
+
+def test_describing_an_unknown_group_is_an_error(stream_settings: FreightSettings) -> None:
+    """Not an empty DEAD table with exit 0 (issue 16)."""
+    result = freight(stream_settings, "groups", "describe", f"no-such-group-{uuid.uuid4().hex[:8]}")
+    assert result.returncode == 2, result.stdout
+    assert "no consumer group named" in result.stderr and "Traceback" not in result.stderr

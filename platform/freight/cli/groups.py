@@ -40,7 +40,13 @@ def describe(
 
     admin = KafkaAdmin(settings_from(bootstrap))
     state, members = admin.group_state(group)
-    topics = sorted({t for t, _ in admin.committed(group)} | ({topic} if topic else set()))
+    committed = admin.committed(group)
+    if state.upper() == "DEAD" and not members and not committed:
+        raise ConfigError(
+            f"no consumer group named {group!r} (no members, no committed offsets): "
+            "`freight groups list` shows the groups"
+        )
+    topics = sorted({t for t, _ in committed} | ({topic} if topic else set()))
     if topic:
         topics = [topic]
     parts = [p for t in topics for p in admin.group_offsets(group, t)]
