@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from freight.errors import ConfigError, FreightError
+from freight.kafka.dead_letter import source_headers
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
@@ -34,12 +35,12 @@ HEADER_PREFIX = "freight.error."
 def dead_letter_headers(report: ErrorReport) -> list[tuple[str, str | bytes | None]]:
     """Kafka headers describing a failure: the report's fields plus the consumer's DLQ source headers."""
     fields = report.to_dict()
-    headers: list[tuple[str, str | bytes | None]] = [
-        ("freight.error", f"{report.error_type}: {report.message}".encode()),
-        ("freight.source.topic", str(fields["topic"]).encode()),
-        ("freight.source.partition", str(fields["partition"]).encode()),
-        ("freight.source.offset", str(fields["offset"]).encode()),
-    ]
+    headers = source_headers(
+        f"{report.error_type}: {report.message}",
+        str(fields["topic"]),
+        fields["partition"],
+        fields["offset"],
+    )
     headers += [(HEADER_PREFIX + name, str(value).encode()) for name, value in fields.items()]
     return headers
 

@@ -52,6 +52,7 @@ from freight.errors import (
     ServiceUnavailableError,
 )
 from freight.kafka import KafkaAdmin, consumer_config, producer_config
+from freight.kafka.dead_letter import source_headers
 from freight.kafka.errors import translate_kafka_error
 from freight.schemas.events import EventKind, EvictionMode, ObjectEvent
 from freight.stores.resolver import default_resolver
@@ -742,12 +743,7 @@ class StreamConsumer:
         if self._dlq is None:
             self.admin.create_topic(topic, 1)
             self._dlq = Producer(producer_config(self.settings, {"linger.ms": 0}))
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("freight.error", reason.encode()),
-            ("freight.source.topic", (msg.topic() or "").encode()),
-            ("freight.source.partition", str(msg.partition()).encode()),
-            ("freight.source.offset", str(msg.offset()).encode()),
-        ]
+        headers = source_headers(reason, msg.topic() or "", msg.partition(), msg.offset())
         self._dlq.produce(topic, key=msg.key(), value=msg.value(), headers=headers)
         if self._dlq.flush(30):
             raise FreightError(f"could not write the bad record to dead-letter topic {topic!r}")
