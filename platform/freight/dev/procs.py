@@ -12,17 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from freight.errors import DevServiceError
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True if something accepts connections on host:port, or the port cannot be bound."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
+from freight.net import port_in_use as port_in_use  # re-exported: the dev services use it
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import threading
 import time
 
@@ -17,6 +16,7 @@ import uvicorn
 
 from freight.config import FreightSettings
 from freight.errors import PortInUseError, ServiceUnavailableError
+from freight.net import port_in_use
 from freight.registry.app import gated
 from freight.registry.errors import StoreUnavailableError
 from freight.registry.guard import default_max_connections, guarded_protocol
@@ -43,19 +43,8 @@ def _uvicorn_config(service: RegistryService) -> uvicorn.Config:
     )
 
 
-def _port_in_use(port: int, host: str) -> bool:
-    """True if host:port cannot be bound (the registry stands apart from freight.dev's helpers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def _start_service(options: RegistryOptions, settings: FreightSettings) -> RegistryService:
-    if options.port and _port_in_use(options.port, options.host):
+    if options.port and port_in_use(options.port, options.host):
         raise PortInUseError(
             f"port {options.port} on {options.host} is already in use; choose another with --port, "
             "or stop the process that holds it"
