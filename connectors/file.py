@@ -46,6 +46,7 @@ from freight.connectors.protocol import (
     flat_view,
 )
 from freight.errors import ConfigError, ObjectNotFoundError, StoreAccessError, StoreError
+from freight.pids import pid_alive
 
 #: Marks temporary files; never part of a valid key (see keys.validate_key).
 TEMP_MARK = "~"
@@ -111,16 +112,6 @@ def _read_exact(fd: int, view: memoryview) -> int:
 
 #: Tells this host's temporary files from those of other hosts sharing the directory (NFS, Lustre).
 _HOST_TAG = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class FileConnector:
@@ -374,7 +365,7 @@ class FileConnector:
                 stale = now - path.stat().st_mtime > older_than_s
             except FileNotFoundError:
                 continue
-            if stale or (pid is not None and not _pid_alive(pid)):
+            if stale or (pid is not None and not pid_alive(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     removed += 1

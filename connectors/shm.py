@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from freight.pids import pid_alive
+
 PREFIX = "freight-"
 _NAME = re.compile(r"^freight-(\d+)-[0-9a-f]{16}$")
 
@@ -104,16 +106,6 @@ def attach(path: str, size: int, *, writable: bool) -> mmap.mmap:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale(min_age_s: float = 30.0) -> int:
     """Unlink segments of producers on this host that are no longer running; return how many."""
     removed = 0
@@ -125,7 +117,7 @@ def sweep_stale(min_age_s: float = 30.0) -> int:
     now = time.time()
     for name in names:
         match = _NAME.match(name)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match or pid_alive(int(match.group(1))):
             continue
         path = os.path.join(directory, name)
         with contextlib.suppress(OSError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from freight.errors import DevServiceError
 from freight.net import port_in_use as port_in_use  # re-exported: the dev services use it
+from freight.pids import pid_alive
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,22 +51,6 @@ def spawn(
             env=env,
             start_new_session=True,
         )
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        # Field 3 is the state; 'Z' is a zombie (exited, not yet reaped).
-        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 def pid_matches(pid: int, marker: str) -> bool:
