@@ -88,9 +88,6 @@ class ChunkPolicy(Protocol):
     def partial(self) -> PartialMode: ...
 
     @property
-    def deterministic(self) -> bool: ...
-
-    @property
     def clock(self) -> Callable[[], float] | None: ...
 
     def new_items(self, chunk_index: int) -> int | None: ...
@@ -166,10 +163,6 @@ class _Policy:
             raise ConfigError(f"{name}: pad_value / pad_factory are only used with partial='pad'")
 
     _fixed_size = True
-
-    @property
-    def deterministic(self) -> bool:
-        return True
 
     @property
     def clock(self) -> Callable[[], float] | None:
@@ -423,10 +416,6 @@ class Time(_Policy):
         if not callable(self.clock):
             raise ConfigError(f"Time: clock must be a callable returning seconds, got {self.clock!r}")
         super().__post_init__()
-
-    @property
-    def deterministic(self) -> bool:
-        return math.isinf(self.linger)
 
     def new_items(self, chunk_index: int) -> None:
         return None
