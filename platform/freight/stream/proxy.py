@@ -46,6 +46,7 @@ class ProxyRef:
     group: str | None = None  # the consumer group that handed it out (on-resolve: see stream/onresolve.py)
 
     def where(self) -> str:
+        """The event's coordinates for messages: "topic 't' partition 0 offset 5"."""
         return f"topic {self.topic!r} partition {self.partition} offset {self.offset}"
 
 
@@ -282,17 +283,38 @@ for _name, _uop in _UNARY.items():
 
 
 def extract(proxy: Proxy) -> Any:
-    """The object behind a proxy (resolving it if needed)."""
+    """The object behind a proxy, resolving it if needed.
+
+    Args:
+        proxy: A proxy handed out by a `StreamConsumer` (or unpickled from one).
+
+    Returns:
+        The object itself (fetched from its store, or decoded from the event, on first use).
+    """
     return proxy._freight_resolve()
 
 
 def is_resolved(proxy: Proxy) -> bool:
-    """True once the proxy's object has been fetched, without fetching it."""
+    """Whether the proxy's object has been fetched, without fetching it.
+
+    Args:
+        proxy: The proxy to inspect.
+
+    Returns:
+        True once the object was resolved in this process (an unpickled proxy starts unresolved).
+    """
     resolved: bool = object.__getattribute__(proxy, "_Proxy__freight_resolved")
     return resolved
 
 
 def ref_of(proxy: Proxy) -> ProxyRef:
-    """The reference a proxy resolves (and pickles as)."""
+    """The reference a proxy resolves (and pickles as), without resolving it.
+
+    Args:
+        proxy: The proxy to inspect.
+
+    Returns:
+        Its `ProxyRef`: Kafka coordinates, store name and key (or the inline bytes).
+    """
     ref: ProxyRef = object.__getattribute__(proxy, "_Proxy__freight_ref")
     return ref
