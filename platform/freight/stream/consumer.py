@@ -313,6 +313,12 @@ class StreamConsumer:
         """Take part in the group (serving rebalances) until partitions are assigned or `timeout` passes.
 
         Records fetched meanwhile are kept for iteration, nothing is handed out or committed.
+
+        Args:
+            timeout: Seconds to wait at most.
+
+        Returns:
+            The assigned (topic, partition) pairs; empty if none were assigned in time.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -447,6 +453,13 @@ class StreamConsumer:
         Without `offsets`: everything handed out so far (the item in hand included). With `offsets`: exactly
         these next-offsets-to-read, each optionally with commit metadata `(offset, "text")`; this is how
         pipelines and stream buffers commit their own low watermark (with `auto_commit=False`).
+
+        Args:
+            offsets: Next offsets to read per (topic, partition), optionally with metadata; None: all
+                handed out so far.
+
+        Returns:
+            The committed next-offset per (topic, partition).
         """
         if self._closed:
             self._raise_closed()
@@ -754,6 +767,13 @@ class StreamConsumer:
 
         None means: the stop condition was reached, or nothing arrived within `timeout` (or `idle_timeout`
         when `timeout` is None). Calling this finishes the previously returned item (its offset may commit).
+
+        Args:
+            timeout: Seconds to wait for a record; None: the consumer's `idle_timeout`.
+            include_end: Whether END_OF_STREAM events are returned too.
+
+        Returns:
+            The record (event, proxy, coordinates, timestamp), or None.
         """
         if self._closed:
             self._raise_closed()
@@ -775,7 +795,14 @@ class StreamConsumer:
 
     # Public iteration API ------------------------------------------------------------------------------
     def poll(self, timeout: float = 1.0) -> Proxy | None:
-        """The next proxy within `timeout` seconds, or None."""
+        """The next object's proxy (END_OF_STREAM events skipped).
+
+        Args:
+            timeout: Seconds to wait.
+
+        Returns:
+            The proxy, or None if nothing arrived within `timeout` or the stop condition was reached.
+        """
         record = self.next_record(timeout, include_end=False)
         return None if record is None else record.proxy
 
