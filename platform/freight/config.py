@@ -109,16 +109,12 @@ class FreightSettings(BaseSettings):
     )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return _split_list(value, ",")
 
     @field_validator("allowed_clusters", mode="before")
     @classmethod
     def _cluster_list(cls, value: Any) -> Any:
-        if isinstance(value, str):  # a bootstrap list itself holds commas
-            return [part.strip() for part in value.split(";") if part.strip()]
-        return value
+        return _split_list(value, ";")  # a bootstrap list itself holds commas
 
     def client_properties(self) -> dict[str, str]:
         """librdkafka properties from the config file, then `kafka_properties` (which wins)."""
@@ -127,6 +123,13 @@ class FreightSettings(BaseSettings):
             props.update(read_properties_file(self.kafka_config_file))
         props.update(self.kafka_properties)
         return props
+
+
+def _split_list(value: Any, separator: str) -> Any:
+    """An environment string `a<sep> b` as ['a', 'b'] (empty parts dropped); other values unchanged."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(separator) if part.strip()]
+    return value
 
 
 def read_properties_file(path: Path) -> dict[str, str]:

@@ -47,3 +47,23 @@ def test_unknown_cluster_is_still_refused(monkeypatch: pytest.MonkeyPatch) -> No
     res.trust(FreightSettings(kafka_bootstrap="broker-a:9092"))
     with pytest.raises(StoreTrustError, match="broker-b:9092"):
         res.settings_for("broker-b:9092")
+
+
+def test_a_worker_configured_by_its_environment_reads_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = resolver.load_settings
+
+    def counting() -> FreightSettings:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setenv("FREIGHT_KAFKA_BOOTSTRAP", "broker-a:9092")
+    monkeypatch.setenv("FREIGHT_ALLOWED_CLUSTERS", "broker-c:9092")
+    monkeypatch.setattr(resolver, "load_settings", counting)
+    res = StoreResolver()
+    for _ in range(50):
+        assert res.settings_for("broker-a:9092").kafka_bootstrap == "broker-a:9092"
+        assert res.settings_for("broker-c:9092").kafka_bootstrap == "broker-c:9092"
+    assert len(calls) == 2  # once per cluster, not once per proxy
+    with pytest.raises(StoreTrustError, match="broker-b:9092"):
+        res.settings_for("broker-b:9092")

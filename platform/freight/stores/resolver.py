@@ -90,9 +90,12 @@ class StoreResolver:
             return known  # before reading the environment: that costs milliseconds, on every proxy
         own = load_settings()
         if wanted == cluster_id(own.kafka_bootstrap):
+            self.trust(own)  # a worker configured by its environment: read it once, not per proxy
             return own
         if wanted in {cluster_id(c) for c in own.allowed_clusters}:
-            return own.model_copy(update={"kafka_bootstrap": bootstrap})
+            allowed = own.model_copy(update={"kafka_bootstrap": bootstrap})
+            self.trust(allowed)
+            return allowed
         raise StoreTrustError(
             f"this proxy's event came from the Kafka cluster at {bootstrap}, but this process is configured "
             f"for {own.kafka_bootstrap}; it does not send its credentials to a cluster a proxy names. Set "
