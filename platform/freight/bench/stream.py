@@ -41,6 +41,7 @@ from freight.bench._procs import (
 )
 from freight.config import FreightSettings
 from freight.errors import FreightError
+from freight.kafka import produce_when_room
 
 MiB = 2**20
 
@@ -107,12 +108,7 @@ def _produce_raw(
     for i in range(count):
         if interval:  # the send time travels in the first 8 bytes
             payload = time.perf_counter_ns().to_bytes(8, "big") + payload[8:]
-        while True:
-            try:
-                producer.produce(topic, payload, key=f"s{i % 4}".encode())
-                break
-            except BufferError:
-                producer.poll(0.01)
+        produce_when_room(producer, topic, payload, wait_s=0.01, key=f"s{i % 4}".encode())
         producer.poll(0)
         if interval:
             time.sleep(interval)
@@ -149,12 +145,7 @@ def _produce_confluent_avro(
     go.wait(300)
     for i in range(count):
         value = serialize({"stream": f"s{i % 4}", "payload": payload}, context)
-        while True:
-            try:
-                producer.produce(topic, value, key=f"s{i % 4}".encode())
-                break
-            except BufferError:
-                producer.poll(0.01)
+        produce_when_room(producer, topic, value, wait_s=0.01, key=f"s{i % 4}".encode())
         producer.poll(0)
     producer.flush()
 

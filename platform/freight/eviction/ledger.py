@@ -18,7 +18,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from freight.config import FreightSettings
 from freight.errors import DeliveryError, EventDecodeError, FreightError
 from freight.eviction.reader import fetch
-from freight.kafka import KafkaAdmin, consumer_config, producer_config, translate_kafka_error
+from freight.kafka import (
+    KafkaAdmin,
+    consumer_config,
+    produce_when_room,
+    producer_config,
+    translate_kafka_error,
+)
 from freight.schemas.events import ObjectEvent
 from freight.schemas.serde import EventSerde
 
@@ -83,14 +89,9 @@ class KeepLedger:
             if err is not None:
                 self._errors.append(str(err))
 
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic, key=f"{ref.store}/{ref.key}".encode(), value=value, on_delivery=done
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_when_room(
+            self._producer, self.topic, value, key=f"{ref.store}/{ref.key}".encode(), on_delivery=done
+        )
         with self._lock:
             self._kept.setdefault(ref.store, set()).add(ref.key)
 

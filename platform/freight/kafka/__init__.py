@@ -1,7 +1,7 @@
 """Thin typed layer over confluent-kafka: client configuration, admin helpers, error translation."""
 
 from freight.kafka.admin import KafkaAdmin, PartitionOffsets, TopicInfo
-from freight.kafka.clients import consumer_config, producer_config
+from freight.kafka.clients import consumer_config, produce_when_room, producer_config
 from freight.kafka.errors import translate_kafka_error
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "PartitionOffsets",
     "TopicInfo",
     "consumer_config",
+    "produce_when_room",
     "producer_config",
     "translate_kafka_error",
 ]

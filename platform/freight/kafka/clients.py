@@ -69,3 +69,19 @@ def consumer_config(
     conf.update(base_config(settings))
     conf.update(overrides or {})
     return conf
+
+
+def produce_when_room(
+    producer: Any, topic: str, value: bytes | None, *, wait_s: float = 0.05, **kwargs: Any
+) -> None:
+    """`producer.produce(topic, value, **kwargs)`, serving deliveries while librdkafka's local queue is full.
+
+    `produce` raises BufferError when the queue (`queue.buffering.max.*`) is full; polling lets acknowledged
+    messages leave it. Anything else `produce` raises is the caller's to handle.
+    """
+    while True:
+        try:
+            producer.produce(topic, value, **kwargs)
+            return
+        except BufferError:
+            producer.poll(wait_s)

@@ -36,7 +36,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from freight.config import FreightSettings, resolve_settings
 from freight.connectors.keys import safe_key_part
 from freight.errors import ConfigError, DeliveryError
-from freight.kafka import producer_config
+from freight.kafka import produce_when_room, producer_config
 from freight.schemas.events import (
     EventKind,
     EvictionMode,
@@ -471,13 +471,9 @@ class StreamProducer:
         value = b""
         try:
             value = self.serde.encode(topic, event)
-            produce = self._producer.produce
-            while True:
-                try:
-                    produce(topic, value, event.stream.encode(), on_delivery=result._delivered)
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)  # local queue full: let deliveries drain
+            produce_when_room(
+                self._producer, topic, value, key=event.stream.encode(), on_delivery=result._delivered
+            )
         except BaseException as exc:
             # Nothing was handed to Kafka: the stored object would be an orphan, delete it now.
             self._forget_stored(store, key)
