@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from freight.errors import ConfigError, FreightError
-from freight.kafka.dead_letter import source_headers
+from freight.kafka.dead_letter import DeadLetterWriter, source_headers
 
 if TYPE_CHECKING:
-    from confluent_kafka import Producer
-
     from freight.config import FreightSettings
     from freight.pipeline.errors import ErrorReport
     from freight.pipeline.source import SourceItem
@@ -72,10 +70,10 @@ class KafkaDeadLetterSink:
         self.sent = 0
         self._serde = serde
         self._own_serde = serde is None
-        self._kafka_config = dict(kafka_config or {})
-        self._producer: Producer | None = None
-        self._topics: set[str] = set()
         self._lock = threading.Lock()
+        self._writer = DeadLetterWriter(
+            self.settings, partitions=partitions, kafka_config=kafka_config, timeout=timeout
+        )
 
     def topic_for(self, source_topic: str) -> str:
         """The dead-letter topic of items from `source_topic`."""
@@ -87,37 +85,9 @@ class KafkaDeadLetterSink:
     def send_sync(self, item: SourceItem[Any], report: ErrorReport) -> None:
         """Write one dead letter and wait until the broker acknowledged it (raises FreightError if not)."""
         topic = self.topic_for(item.partition_key[0])
-        producer = self._prepare(topic)
         key, value = self._payload(topic, item.raw)
-        outcome: list[Any] = []
-        producer.produce(
-            topic,
-            key=key,
-            value=value,
-            headers=dead_letter_headers(report),
-            on_delivery=lambda err, _msg: outcome.append(err),
-        )
-        left = producer.flush(self.timeout)
-        if left or not outcome or outcome[0] is not None:
-            reason = outcome[0] if outcome else f"not acknowledged within {self.timeout:g}s"
-            raise FreightError(f"could not write {report.where()} to dead-letter topic {topic!r}: {reason}")
+        self._writer.write(topic, key, value, dead_letter_headers(report), report.where())
         self.sent += 1
-
-    def _prepare(self, topic: str) -> Producer:
-        with self._lock:
-            if self._producer is None:
-                from confluent_kafka import Producer
-
-                from freight.kafka import producer_config
-
-                conf = producer_config(self.settings, {"linger.ms": 0, **self._kafka_config})
-                self._producer = Producer(conf)
-            if topic not in self._topics:
-                from freight.kafka import KafkaAdmin
-
-                KafkaAdmin(self.settings).create_topic(topic, self.partitions)  # exists already: fine
-                self._topics.add(topic)
-            return self._producer
 
     def _payload(self, topic: str, raw: Any) -> tuple[bytes | None, bytes]:
         event = getattr(raw, "event", None)
@@ -136,10 +106,8 @@ class KafkaDeadLetterSink:
 
     def close(self) -> None:
         """Flush and release the producer and the registry client."""
+        self._writer.close()
         with self._lock:
-            if self._producer is not None:
-                self._producer.flush(self.timeout)
-                self._producer = None
             if self._serde is not None and self._own_serde:
                 self._serde.close()
                 self._serde = None

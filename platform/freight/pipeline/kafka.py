@@ -58,17 +58,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from freight.errors import ConfigError, FreightError, PipelineError
 from freight.pipeline.source import PartitionKey, RunControl, SourceItem
+from freight.stream.session import CommitSession
 
 if TYPE_CHECKING:
     from freight.pipeline.dead_letter import KafkaDeadLetterSink
     from freight.stream.aio import AsyncStreamConsumer
-    from freight.stream.consumer import RebalanceListener, StreamConsumer, StreamRecord
+    from freight.stream.consumer import StreamConsumer, StreamRecord
     from freight.stream.proxy import Proxy
 
 logger = logging.getLogger("freight.pipeline")
@@ -105,24 +106,6 @@ class ConsumerSourceStats:
 # A fetched batch: its records in runs, each with the partition epochs it was taken in, the error that ended
 # the batch (raised once its records went out), and whether the consumer reached its stop condition.
 _Batch = tuple[list[tuple[list["StreamRecord"], dict[PartitionKey, int]]], BaseException | None, bool]
-
-
-class _Listener:
-    """Installed as the consumer's rebalance listener for the run; passes events on to the previous one."""
-
-    def __init__(self, source: ConsumerSource, previous: RebalanceListener | None) -> None:
-        self.source = source
-        self.previous = previous
-
-    def on_assign(self, consumer: StreamConsumer, partitions: list[PartitionKey]) -> None:
-        self.source._assigned(partitions)
-        if self.previous is not None:
-            self.previous.on_assign(consumer, partitions)
-
-    def on_revoke(self, consumer: StreamConsumer, partitions: list[PartitionKey]) -> None:
-        self.source._revoked(partitions)
-        if self.previous is not None:
-            self.previous.on_revoke(consumer, partitions)
 
 
 class ConsumerSource:
@@ -196,7 +179,7 @@ class ConsumerSource:
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread_ident: int | None = None
         self._run: RunControl | None = None
-        self._listener: _Listener | None = None
+        self._session: CommitSession | None = None
         self._restore_auto_commit = False
         self._paused = False  # what the run asked for (event loop thread)
         self._pause_timer: asyncio.TimerHandle | None = None
@@ -219,9 +202,6 @@ class ConsumerSource:
         if self._closed:
             raise PipelineError("this ConsumerSource was closed; make a new one for another run")
         consumer = self.consumer
-        current = consumer.rebalance_listener
-        if isinstance(current, _Listener) and current.source._loop is not None and not current.source._closed:
-            raise ConfigError("this StreamConsumer already feeds a running pipeline; run one at a time")
         if consumer.auto_commit:
             if consumer.stats.events:
                 raise ConfigError(
@@ -232,8 +212,7 @@ class ConsumerSource:
             self._restore_auto_commit = True
         self._loop = asyncio.get_running_loop()
         self._owned = set(consumer.assignment())
-        self._listener = _Listener(self, current)
-        consumer.rebalance_listener = self._listener
+        self._session = CommitSession(consumer, self, "a running pipeline")
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="freight-consumer")
         self._thread.submit(self._note_thread)
         self._server = self._loop.create_task(self._serve_group())
@@ -269,8 +248,8 @@ class ConsumerSource:
                     await self._call(self._resume_if_paused)
                 self._thread.shutdown(wait=False)
         finally:
-            if self._listener is not None and self.consumer.rebalance_listener is self._listener:
-                self.consumer.rebalance_listener = self._listener.previous
+            if self._session is not None:
+                self._session.release()
             if self._restore_auto_commit:
                 self.consumer.auto_commit = True
             self._run = None
@@ -427,9 +406,9 @@ class ConsumerSource:
 
     # -- rebalances (consumer thread, inside a poll) --------------------------------------------------
 
-    def _assigned(self, partitions: list[PartitionKey]) -> None:
+    def partitions_assigned(self, partitions: list[PartitionKey]) -> None:
         self._changes += 1
-        _forget_read_position(self.consumer, partitions)
+        self.consumer.mark_unread(partitions)
         for key in partitions:
             self._epochs[key] = self._epochs.get(key, 0) + 1
         self._owned.update(partitions)
@@ -443,12 +422,12 @@ class ConsumerSource:
         else:
             self.consumer.resume(partitions)
 
-    def _revoked(self, partitions: list[PartitionKey]) -> None:
+    def partitions_revoked(self, partitions: list[PartitionKey]) -> None:
         self._changes += 1
         keys = set(partitions)
         for key in keys:
             self._epochs[key] = self._epochs.get(key, 0) + 1
-        _forget_read_position(self.consumer, keys)
+        self.consumer.mark_unread(keys)
         self._owned -= keys
         self.stats.revoked += len(keys)
         positions = self._on_loop(self._forget, keys)
@@ -627,21 +606,6 @@ class ConsumerSource:
 def _stopped(consumer: StreamConsumer) -> bool:
     """Whether the consumer reached its stop condition (`until_high_watermark`, `until_end_of`)."""
     return consumer.stopped
-
-
-def _forget_read_position(consumer: StreamConsumer, partitions: Iterable[PartitionKey]) -> None:
-    """Work-around for `StreamConsumer(until_high_watermark=True)` across rebalances (consumer thread).
-
-    The consumer decides it reached its stop from how far it has read each assigned partition (`_seen`,
-    else librdkafka's position), and keeps both across a revoke: a partition that comes back counts as read
-    as far as this member had prefetched it before, so the consumer would stop without re-reading it from
-    the committed offset. Marking it "nothing read yet" makes the stop wait for a record or the partition's
-    end-of-partition event from the new assignment.
-    """
-    seen = getattr(consumer, "_seen", None)
-    if isinstance(seen, dict):
-        for key in partitions:
-            seen[key] = -1
 
 
 def _rebalancing(exc: BaseException) -> bool:

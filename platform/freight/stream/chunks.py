@@ -56,10 +56,11 @@ from freight.buffer.policies import ChunkPolicy
 from freight.buffer.stacking import stack as stack_values
 from freight.buffer.watermark import DEFAULT_METADATA_LIMIT
 from freight.errors import ConfigError
+from freight.stream.session import CommitSession
 
 if TYPE_CHECKING:
     from freight.kafka import KafkaAdmin
-    from freight.stream.consumer import ConsumerStats, RebalanceListener, StreamConsumer, StreamRecord
+    from freight.stream.consumer import ConsumerStats, RebalanceListener, StreamRecord
 
 log = logging.getLogger("freight.stream.chunks")
 
@@ -107,24 +108,6 @@ class DriverStats:
     partitions_opened: int = 0  # buffers built from a committed state (assignments)
     partitions_closed: int = 0  # buffers dropped on revocation
     repositions: int = 0  # partitions whose first record was not at the committed offset (moved back there)
-
-
-class _Listener:
-    """Rebalance listener installed by a `ChunkIterator`; passes events on to the consumer's own one."""
-
-    def __init__(self, owner: ChunkIterator, chained: RebalanceListener | None) -> None:
-        self.owner = owner
-        self.chained = chained
-
-    def on_assign(self, consumer: StreamConsumer, partitions: list[TP]) -> None:
-        self.owner._on_assign(partitions)
-        if self.chained is not None:
-            self.chained.on_assign(consumer, partitions)
-
-    def on_revoke(self, consumer: StreamConsumer, partitions: list[TP]) -> None:
-        self.owner._on_revoke(partitions)
-        if self.chained is not None:
-            self.chained.on_revoke(consumer, partitions)
 
 
 class ChunkIterator:
@@ -177,9 +160,6 @@ class ChunkIterator:
                 f"{consumer.stats.events}): the buffers are rebuilt from the committed offset, where a fresh "
                 "consumer starts. Open a new StreamConsumer with the same group to chunk from there"
             )
-        current = consumer.rebalance_listener
-        if isinstance(current, _Listener) and not current.owner._done:
-            raise ConfigError("this consumer already feeds a chunks() iterator; close that one first")
         self.consumer = consumer
         self.policy = policy
         self.resolve = resolve or stack
@@ -204,8 +184,7 @@ class ChunkIterator:
         self._retry: StreamRecord | None = None
         self._stopped = False
         self._done = False
-        self._listener = _Listener(self, current)
-        consumer.rebalance_listener = self._listener
+        self._session = CommitSession(consumer, self, "a chunks() iterator")
 
     # Public API ---------------------------------------------------------------------------------------
     def __iter__(self) -> ChunkIterator:
@@ -289,12 +268,12 @@ class ChunkIterator:
             self._start[tp] = offset
             self.stats.partitions_opened += 1
 
-    def _on_assign(self, partitions: list[TP]) -> None:
+    def partitions_assigned(self, partitions: list[TP]) -> None:
         """Nothing to do yet: a partition's buffers are built when its first record arrives (reading the
         committed offsets here, inside the rebalance callback, made librdkafka resume partitions assigned
         back to this consumer at their old fetch position more often)."""
 
-    def _on_revoke(self, partitions: list[TP]) -> None:
+    def partitions_revoked(self, partitions: list[TP]) -> None:
         parts = self._parts
         self._unsure |= {tp for tp in partitions if tp not in parts or parts[tp].watermark.observed is None}
         gone = [tp for tp in partitions if tp in self._parts]
@@ -533,8 +512,7 @@ class ChunkIterator:
         try:
             self._commit()
         finally:
-            if self.consumer.rebalance_listener is self._listener:
-                self.consumer.rebalance_listener = self._listener.chained
+            self._session.release()
 
 
 def chunks(

@@ -18,9 +18,9 @@ own positions with `commit({(topic, partition): offset or (offset, metadata)})` 
 pipelines do this), reads them back with `committed()`, and hears about rebalances through a
 `RebalanceListener`.
 
-Bad records (not a Freight event: wrong magic byte, unknown schema id, garbage) follow `on_bad_event`:
-"raise" (an `EventDecodeError` naming topic, partition and offset; the next call continues past it),
-"skip" (counted and logged), or "dead-letter" (the raw record and the reason go to the DLQ topic).
+Bad records (not a Freight event: wrong magic byte, unknown schema id, garbage) follow `on_bad_event`
+("raise", "skip" or "dead-letter"); decoding and that policy live in `freight.stream.decode`, the offset
+bookkeeping in `freight.stream.offsets`.
 """
 
 from __future__ import annotations
@@ -31,34 +31,20 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from freight.config import FreightSettings, resolve_settings
-from freight.errors import (
-    ConfigError,
-    EventDecodeError,
-    FreightError,
-    ObjectEvictedError,
-    ServiceUnavailableError,
-)
-from freight.kafka import KafkaAdmin, consumer_config, producer_config
-from freight.kafka.dead_letter import source_headers
+from freight.errors import ConfigError, ObjectEvictedError, ServiceUnavailableError
+from freight.kafka import KafkaAdmin, consumer_config
 from freight.kafka.errors import translate_kafka_error
-from freight.schemas.events import EventKind, EvictionMode, ObjectEvent
 from freight.stores.resolver import default_resolver
+from freight.stream.decode import BadEventPolicy, ConsumerStats, RecordDecoder, StreamRecord
 from freight.stream.metadata import ItemMetadata
+from freight.stream.offsets import TP, OffsetBook
 from freight.stream.onresolve import MARKS
-from freight.stream.proxy import Proxy, ProxyRef, extract
+from freight.stream.proxy import Proxy, extract
 from freight.stream.replay import Position, seek_targets
 
 if TYPE_CHECKING:
@@ -67,63 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BadEventPolicy = Literal["raise", "skip", "dead-letter"]
-TP = tuple[str, int]
+__all__ = ["TP", "BadEventPolicy", "ConsumerStats", "RebalanceListener", "StreamConsumer", "StreamRecord"]
+
 T = TypeVar("T")
-
-
-@dataclass
-class ConsumerStats:
-    """Counters of one consumer."""
-
-    events: int = 0
-    objects: int = 0
-    end_of_streams: int = 0
-    bad_events: int = 0
-    dead_lettered: int = 0
-    evicted_skipped: int = 0
-    rebalances: int = 0
-
-
-class StreamRecord:
-    """One decoded event: the event, its proxy (None for END_OF_STREAM) and, built on first use, metadata."""
-
-    __slots__ = ("_metadata", "event", "offset", "partition", "proxy", "timestamp", "topic")
-
-    def __init__(
-        self, event: ObjectEvent, proxy: Proxy | None, topic: str, partition: int, offset: int, timestamp: int
-    ) -> None:
-        self.event = event
-        self.proxy = proxy
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self._metadata: ItemMetadata | None = None
-
-    @property
-    def metadata(self) -> ItemMetadata:
-        if self._metadata is None:
-            event = self.event
-            obj = event.object
-            self._metadata = ItemMetadata(
-                topic=self.topic,
-                partition=self.partition,
-                offset=self.offset,
-                timestamp=self.timestamp,
-                stream=event.stream,
-                sequence=event.sequence,
-                producer_id=event.producer_id,
-                created_at=event.created_at,
-                metadata=event.metadata,
-                store=obj.store if obj else None,
-                key=obj.key if obj else None,
-                size=obj.size if obj else None,
-                inline=event.inline is not None,
-                descriptor=event.descriptor,
-                end_of_stream=event.kind is EventKind.END_OF_STREAM,
-            )
-        return self._metadata
 
 
 @dataclass
@@ -193,8 +125,6 @@ class StreamConsumer:
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         if not self.topics:
             raise ConfigError("StreamConsumer needs at least one topic")
-        if on_bad_event not in ("raise", "skip", "dead-letter"):
-            raise ConfigError(f"on_bad_event must be 'raise', 'skip' or 'dead-letter', got {on_bad_event!r}")
         self.group_id = group_id
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
@@ -205,25 +135,25 @@ class StreamConsumer:
         self.auto_commit = auto_commit
         self.rebalance_listener = rebalance_listener
         self.stats = ConsumerStats()
-        self._serde = serde
-        # Per-topic [events, bad events] not yet added to the Prometheus counters (added per fetched batch).
-        self._unreported: dict[str, list[int]] = {}
-        self._bootstrap = self.settings.kafka_bootstrap
+        self._decoder = RecordDecoder(
+            self.settings,
+            group_id=group_id,
+            stats=self.stats,
+            on_bad_event=on_bad_event,
+            dead_letter_topic=dead_letter_topic,
+            serde=serde,
+        )
+        self._book = OffsetBook()
         self._until = set(until_end_of) if until_end_of is not None else None
         self._ended: set[str] = set()
         self._batch: deque[Message] = deque()
-        self._done: dict[TP, int] = {}  # next offset to commit per partition (items finished)
-        self._last: tuple[str, int, int] | None = None  # last item handed out, not yet finished
         self._assigned: set[TP] = set()
         self._closed = False
         self._ever_assigned = False
         self._assign_pending = False  # partitions were taken away and the group has not assigned again yet
         self._pending_seeks: list[_SeekSpec] = []
         self._stop_at: dict[TP, int] | None = None
-        self._seen: dict[TP, int] = {}  # next offset per partition after what this consumer has read
-        self._last_store = time.monotonic()
         self._stopped = False
-        self._dlq: Producer | None = None
         self._admin: KafkaAdmin | None = None
         default_resolver().trust(self.settings)  # proxies of this cluster resolve with these settings
         for store in stores or ():
@@ -273,11 +203,8 @@ class StreamConsumer:
     # Plumbing -----------------------------------------------------------------------------------------
     @property
     def serde(self) -> EventSerde:
-        if self._serde is None:
-            from freight.schemas.serde import EventSerde
-
-            self._serde = EventSerde.from_settings(self.settings)
-        return self._serde
+        """The event serde (decoding through the registry; made on first use unless one was given)."""
+        return self._decoder.serde
 
     @property
     def admin(self) -> KafkaAdmin:
@@ -415,37 +342,21 @@ class StreamConsumer:
         kept = [m for m in self._batch if (m.topic(), m.partition()) not in parts]
         self._batch.clear()
         self._batch.extend(kept)
-        for tp in parts:
-            self._done.pop(tp, None)
-            # Where this member stood is stale once another may read on; a reassignment starts from the
-            # group's committed offset and `_reached_stop` asks the consumer's position again.
-            self._seen.pop(tp, None)
-        if self._last is not None and (self._last[0], self._last[1]) in parts:
-            self._last = None
+        # A reassignment starts from the group's committed offset; `_reached_stop` asks the position again.
+        self._book.forget(parts)
 
     # Offsets -------------------------------------------------------------------------------------------
     def _finish_last(self) -> None:
-        if not self.auto_commit:
-            self._last = None
-            return
-        if self._last is not None:
-            topic, partition, offset = self._last
-            self._done[(topic, partition)] = offset + 1
-            self._last = None
+        self._book.finish_last(record=self.auto_commit)
 
     def _store_done(self, only: set[TP] | None = None) -> None:
-        if self.group_id is None or not self._done:
-            return
-        items = [(tp, o) for tp, o in self._done.items() if only is None or tp in only]
-        offsets = [TopicPartition(t, p, o) for (t, p), o in items if (t, p) in self._assigned]
-        if offsets:
+        """Hand the finished offsets (of `only`, default all) to librdkafka for the background commit."""
+        offsets = self._book.take(only, self._assigned)
+        if offsets and self.group_id is not None:
             try:
                 self._consumer.store_offsets(offsets=offsets)
             except KafkaException as exc:
                 log.debug("store_offsets skipped: %s", exc)
-        for tp, _ in items:
-            self._done.pop(tp, None)
-        self._last_store = time.monotonic()
 
     def commit(self, offsets: Mapping[TP, int | tuple[int, str]] | None = None) -> dict[TP, int]:
         """Commit synchronously and return what was committed.
@@ -485,7 +396,7 @@ class StreamConsumer:
             MARKS.committed(self.group_id, done)
             return done
         self._finish_last()
-        pending = dict(self._done)
+        pending = dict(self._book.done)
         self._store_done()
         try:
             result = self._consumer.commit(asynchronous=False)
@@ -552,7 +463,6 @@ class StreamConsumer:
 
     def _seek_partition(self, topic: str, partition: int, offset: int) -> None:
         self._drop({(topic, partition)})
-        self._seen.pop((topic, partition), None)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -574,14 +484,26 @@ class StreamConsumer:
             return False  # mid-rebalance: the partitions taken away may come back with records to read
         for tp in self._assigned:
             stop = self._stop_at.get(tp, 0)
-            if self._seen.get(tp, -1) >= stop:
+            if self._book.seen.get(tp, -1) >= stop:
                 continue
-            if tp not in self._seen:
+            if tp not in self._book.seen:
                 pos = self._consumer.position([TopicPartition(*tp)])[0].offset
                 if pos >= stop:
                     continue
             return False
         return True
+
+    def mark_unread(self, partitions: Iterable[TP]) -> None:
+        """Count these partitions as not read yet for the stop condition (`until_high_watermark`).
+
+        For owners of the consumer's commits across rebalances (a pipeline run): a partition that comes back
+        would otherwise count as read as far as this member had prefetched it before, and the consumer
+        would stop without re-reading it from the committed offset.
+
+        Args:
+            partitions: (topic, partition) pairs just assigned or revoked.
+        """
+        self._book.mark_unread(partitions)
 
     @property
     def stopped(self) -> bool:
@@ -590,23 +512,6 @@ class StreamConsumer:
         `next_record` returns None both then and on a timeout; this tells the two apart.
         """
         return self._stopped
-
-    def _count(self, topic: str, index: int) -> None:
-        counts = self._unreported.get(topic)
-        if counts is None:
-            counts = self._unreported[topic] = [0, 0]
-        counts[index] += 1
-
-    def _report_metrics(self) -> None:
-        """Add what was counted since the last report to the Prometheus counters."""
-        from freight.metrics import consumer_metrics
-
-        for topic, counts in self._unreported.items():
-            if counts[0] or counts[1]:
-                m = consumer_metrics(topic, self.group_id)
-                m.events.inc(counts[0])
-                m.bad_events.inc(counts[1])
-                counts[0] = counts[1] = 0
 
     def _fetch(self, timeout: float) -> list[Message]:
         """What is already fetched, without waiting; if nothing, wait up to `timeout` for the first record.
@@ -631,7 +536,6 @@ class StreamConsumer:
         callbacks, so a rebalance is not held up until the batch is drained (revoked partitions' records
         are dropped from the batch, and their finished items committed, at once)."""
         self._store_done()
-        self._last_store = time.monotonic()
         try:
             self._batch.extend(self._consumer.consume(self.batch_size, timeout=0))
         except KafkaException as exc:
@@ -641,7 +545,7 @@ class StreamConsumer:
         """The next data record (errors handled), or None when stopping or timing out."""
         if self._stopped:
             return None
-        if self._batch and time.monotonic() - self._last_store > 0.5:
+        if self._batch and self._book.since_store() > 0.5:
             self._serve_group()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -654,7 +558,7 @@ class StreamConsumer:
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
                         if tp in self._assigned:  # an end fetched before a revocation is stale
-                            self._seen[tp] = max(self._seen.get(tp, 0), msg.offset() or 0)
+                            self._book.read_up_to(tp, msg.offset() or 0)
                         continue
                     if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise ConfigError(
@@ -664,14 +568,14 @@ class StreamConsumer:
                 stop = None if self._stop_at is None else self._stop_at.get(tp)
                 if stop is not None and (msg.offset() or 0) >= stop:
                     # Past the high watermark seen at start: not handed out, so never committed.
-                    self._seen[tp] = max(self._seen.get(tp, 0), stop)
+                    self._book.read_up_to(tp, stop)
                     continue
-                self._seen[tp] = (msg.offset() or 0) + 1
+                self._book.seen[tp] = (msg.offset() or 0) + 1
                 return msg
             if self._reached_stop():
                 self._stopped = True
                 return None
-            if time.monotonic() - self._last_store > 0.5:
+            if self._book.since_store() > 0.5:
                 self._store_done()
             remaining = (
                 self.poll_timeout if deadline is None else min(self.poll_timeout, deadline - time.monotonic())
@@ -680,87 +584,7 @@ class StreamConsumer:
                 return None
             self._batch.extend(self._fetch(remaining))
             self._store_done()
-            if self._unreported:
-                self._report_metrics()
-
-    def _decode(self, msg: Message) -> StreamRecord | None:
-        """Decode one record; bad ones follow `on_bad_event` (None means: skipped, read on)."""
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        value = msg.value()
-        try:
-            if value is None:
-                raise EventDecodeError(f"record at {topic}[{partition}]@{offset} has no value (a tombstone)")
-            event = self.serde.decode(topic, value)
-        except EventDecodeError as exc:
-            self.stats.bad_events += 1
-            self._count(topic, 1)
-            reason = str(exc)
-            if self.on_bad_event == "raise":
-                raise EventDecodeError(
-                    f"{reason} (topic {topic!r} partition {partition} offset {offset}). The consumer moves "
-                    "past it on the next call; use on_bad_event='skip' or 'dead-letter' to keep going."
-                ) from exc
-            if self.on_bad_event == "dead-letter":
-                self._dead_letter(msg, reason)
-            else:
-                log.warning("skipping bad record at %s[%d]@%d: %s", topic, partition, offset, reason)
-            return None
-        self.stats.events += 1
-        self._count(topic, 0)
-        ts = msg.timestamp()[1]
-        if event.kind is EventKind.END_OF_STREAM:
-            self.stats.end_of_streams += 1
-            self._ended.add(event.stream)
-            return StreamRecord(event, None, topic, partition, offset, ts)
-        self.stats.objects += 1
-        obj = event.object
-        if obj is not None:
-            ref = ProxyRef(
-                topic,
-                partition,
-                offset,
-                event.stream,
-                event.sequence,
-                obj.serializer,
-                obj.store,
-                obj.key,
-                obj.checksum,
-                event.descriptor,
-                obj.eviction,
-                None,
-                self._bootstrap,
-                self.group_id,
-            )
-        else:
-            inline = event.inline
-            assert inline is not None
-            ref = ProxyRef(
-                topic,
-                partition,
-                offset,
-                event.stream,
-                event.sequence,
-                inline.serializer,
-                None,
-                None,
-                None,
-                event.descriptor,
-                EvictionMode.WATERMARK,
-                inline.data,
-                self._bootstrap,
-            )
-        return StreamRecord(event, Proxy(ref), topic, partition, offset, ts)
-
-    def _dead_letter(self, msg: Message, reason: str) -> None:
-        topic = self.dead_letter_topic or f"{msg.topic()}.dlq"
-        if self._dlq is None:
-            self.admin.create_topic(topic, 1)
-            self._dlq = Producer(producer_config(self.settings, {"linger.ms": 0}))
-        headers = source_headers(reason, msg.topic() or "", msg.partition(), msg.offset())
-        self._dlq.produce(topic, key=msg.key(), value=msg.value(), headers=headers)
-        if self._dlq.flush(30):
-            raise FreightError(f"could not write the bad record to dead-letter topic {topic!r}")
-        self.stats.dead_lettered += 1
+            self._decoder.report_metrics()
 
     def next_record(self, timeout: float | None = None, *, include_end: bool = True) -> StreamRecord | None:
         """The next event (END_OF_STREAM included unless `include_end` is False), or None.
@@ -785,12 +609,14 @@ class StreamConsumer:
             msg = self._next_message(left)
             if msg is None:
                 return None
-            self._last = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-            record = self._decode(msg)
+            self._book.hand_out(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+            record = self._decoder.decode(msg)
             if record is None:
                 continue
-            if record.proxy is None and not include_end:
-                continue
+            if record.proxy is None:
+                self._ended.add(record.event.stream)
+                if not include_end:
+                    continue
             return record
 
     # Public iteration API ------------------------------------------------------------------------------
@@ -831,8 +657,7 @@ class StreamConsumer:
             return extract(record.proxy)
         except ServiceUnavailableError:
             tp = (record.topic, record.partition)
-            if self._last is not None and self._last[:2] == tp:
-                self._last = None
+            self._book.release(tp)
             self._store_done(only={tp})
             if tp in self._assigned:
                 self._seek_partition(record.topic, record.partition, record.offset)
@@ -897,7 +722,6 @@ class StreamConsumer:
             return
         self._closed = True
         try:
-            self._report_metrics()
             self._store_done()
             if self.group_id is not None and self.auto_commit:
                 try:
@@ -911,8 +735,7 @@ class StreamConsumer:
             if self.group_id is not None:
                 MARKS.consumer_closed(self.group_id, set(self._assigned))
             self._consumer.close()
-            if self._dlq is not None:
-                self._dlq.flush(10)
+            self._decoder.close()
 
     def __enter__(self) -> StreamConsumer:
         return self
