@@ -91,7 +91,7 @@ def partitions(draw: st.DrawFn, max_streams: int = 5, max_len: int = 25) -> list
         for j in draw(st.lists(st.integers(0, max(n - 2, 0)), max_size=3)) if n > 1 else []:
             records[j], records[j + 1] = records[j + 1], records[j]  # a producer retry reordered them
         if draw(st.integers(0, 4)) > 0:
-            # END_OF_STREAM stays the stream's last record (see freight.buffer.watermark: a finished stream
+            # END_OF_STREAM stays the stream's last record (see freight.buffer.commit_point: a finished stream
             # is forgotten once the commit passes it).
             records.append(Record("end", f"s{i}", n))
         queues.append(records)

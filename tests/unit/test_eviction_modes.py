@@ -8,7 +8,7 @@ import pytest
 from freight.connectors.protocol import ObjectInfo
 from freight.eviction import Action, decide, is_producer_key, orphan_candidates, partition_watermark
 from freight.eviction.orphans import sibling_topics
-from freight.eviction.status import blocking_reasons
+from freight.eviction.report import blocking_reasons
 from freight.kafka.checkpoint import checkpoint_metadata, parse_checkpoint
 from freight.schemas.events import EventKind, EvictionMode, InlinePayload, ObjectEvent, ObjectRef
 

@@ -24,7 +24,7 @@ from freight.pipeline import (
     SourceItem,
     stage,
 )
-from freight.pipeline.kafka import ConsumerSource
+from freight.pipeline.consumer_source import ConsumerSource
 
 A: PartitionKey = ("t", 0)
 B: PartitionKey = ("t", 1)

@@ -6,7 +6,7 @@ import json
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,45 @@ class Measurement:
     baseline: str | None = None
     ratio: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        scenario: str,
+        subject: str,
+        unit: str,
+        figures: Sequence[float],
+        baseline: str | None = None,
+        **extra: Any,
+    ) -> Measurement:
+        """The row of one subject: median, min and max of its repetitions' figures (the one row builder).
+
+        The figures themselves are kept in `extra["values"]`, so a reader of the JSON can re-check them.
+
+        Args:
+            scenario: What was measured (rows of one scenario are compared).
+            subject: Who was measured.
+            unit: The figures' unit (e.g. "MB/s", "ms").
+            figures: One figure per repetition.
+            baseline: The subject of the same scenario this row's ratio is taken against.
+            **extra: Anything else worth keeping in the JSON document.
+
+        Returns:
+            The measurement (its ratio is filled by `with_ratios`).
+        """
+        if not figures:
+            raise ValueError(f"no figures for {subject!r} in {scenario!r}")
+        return cls(
+            scenario,
+            subject,
+            unit,
+            float(statistics.median(figures)),
+            float(min(figures)),
+            float(max(figures)),
+            len(figures),
+            baseline=baseline,
+            extra={"values": [float(v) for v in figures], **extra},
+        )
 
 
 def repeat(fn: Callable[[], float], repetitions: int) -> tuple[float, float, float]:

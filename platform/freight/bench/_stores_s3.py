@@ -48,19 +48,6 @@ def s3_endpoint() -> Iterator[str]:
             stop_process(record.pid, grace_s=5)
 
 
-def _row(scenario: str, subject: str, rates: list[float], baseline: str | None) -> Measurement:
-    return Measurement(
-        scenario=scenario,
-        subject=subject,
-        unit="MiB/s",
-        median=float(np.median(rates)),
-        minimum=min(rates),
-        maximum=max(rates),
-        repetitions=len(rates),
-        baseline=baseline,
-    )
-
-
 def bench_s3(sizes_mib: list[int], repetitions: int, tick: Callable[[], None]) -> list[Measurement]:
     """Rows per size: put and get MiB/s for s3fs and for the S3 store."""
     import s3fs
@@ -110,10 +97,18 @@ def bench_s3(sizes_mib: list[int], repetitions: int, tick: Callable[[], None]) -
                 for op in ("put", "get"):
                     scenario = f"s3 {op} {size} MiB"
                     rows.append(
-                        _row(scenario, f"s3fs {'pipe' if op == 'put' else 'cat'}", rates[f"s3fs {op}"], None)
+                        Measurement.of(
+                            scenario,
+                            f"s3fs {'pipe' if op == 'put' else 'cat'}",
+                            "MiB/s",
+                            rates[f"s3fs {op}"],
+                            None,
+                        )
                     )
                     base = f"s3fs {'pipe' if op == 'put' else 'cat'}"
-                    rows.append(_row(scenario, f"freight {op}", rates[f"freight {op}"], base))
+                    rows.append(
+                        Measurement.of(scenario, f"freight {op}", "MiB/s", rates[f"freight {op}"], base)
+                    )
         finally:
             with contextlib.suppress(OSError):
                 fs.rm(bucket, recursive=True)

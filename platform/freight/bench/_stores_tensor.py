@@ -18,8 +18,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from freight.bench._common import Measurement
 from freight.connectors import TensorConnector
 from freight.stores import Store, StoreConfig
@@ -61,21 +59,10 @@ class _Consumer:
         self.proc.wait(30)
 
 
-def _row(
+def _ms_row(
     scenario: str, subject: str, seconds: list[float], baseline: str | None, **extra: Any
 ) -> Measurement:
-    ms = [1000 * s for s in seconds]
-    return Measurement(
-        scenario=scenario,
-        subject=subject,
-        unit="ms",
-        median=float(np.median(ms)),
-        minimum=min(ms),
-        maximum=max(ms),
-        repetitions=len(ms),
-        baseline=baseline,
-        extra=extra,
-    )
+    return Measurement.of(scenario, subject, "ms", [1000 * s for s in seconds], baseline, **extra)
 
 
 def bench_tensor(size_mib: int, repetitions: int, tick: Callable[[], None]) -> list[Measurement]:
@@ -97,13 +84,13 @@ def bench_tensor(size_mib: int, repetitions: int, tick: Callable[[], None]) -> l
             store.evict(f"copy-{rep}")
         puts = puts[1:]  # the first round warms up
         scenario = f"tensor {size_mib} MiB"
-        rows.append(_row(scenario, "producer put (copy into shared memory)", puts, None))
+        rows.append(_ms_row(scenario, "producer put (copy into shared memory)", puts, None))
         shared = conn.empty((numel,), torch.float32)
         shared.copy_(source)
         t0 = time.perf_counter()
         store.put(shared, key="t")
         rows.append(
-            _row(scenario, "producer put of empty()-allocated tensor", [time.perf_counter() - t0], None)
+            _ms_row(scenario, "producer put of empty()-allocated tensor", [time.perf_counter() - t0], None)
         )
         cfg = store.config()
         tcp = cfg.model_copy(update={"options": {**cfg.options, "transport": "tcp"}})
@@ -112,12 +99,12 @@ def bench_tensor(size_mib: int, repetitions: int, tick: Callable[[], None]) -> l
         shm_run = consumer.handoff(cfg, "t", repetitions)
         tick()
         base = "handoff via TCP byte transfer"
-        rows.append(_row(scenario, base, byte_run["get_s"], None, device=byte_run["device"]))
+        rows.append(_ms_row(scenario, base, byte_run["get_s"], None, device=byte_run["device"]))
         rows.append(
-            _row(scenario, "handoff via shared memory", shm_run["get_s"], base, device=shm_run["device"])
+            _ms_row(scenario, "handoff via shared memory", shm_run["get_s"], base, device=shm_run["device"])
         )
         rows.append(
-            _row(
+            _ms_row(
                 scenario,
                 "handoff via shared memory + first full read",
                 [g + r for g, r in zip(shm_run["get_s"], shm_run["read_s"], strict=True)],
@@ -133,9 +120,9 @@ def bench_tensor(size_mib: int, repetitions: int, tick: Callable[[], None]) -> l
             gscenario = f"cuda tensor {size_mib} MiB"
             gbase = "handoff via TCP byte transfer (to host)"
             byte_gpu = consumer.handoff(tcp, "gpu", max(2, repetitions // 2))
-            rows.append(_row(gscenario, gbase, byte_gpu["get_s"], None, device=byte_gpu["device"]))
+            rows.append(_ms_row(gscenario, gbase, byte_gpu["get_s"], None, device=byte_gpu["device"]))
             rows.append(
-                _row(gscenario, "handoff via CUDA IPC", ipc_run["get_s"], gbase, device=ipc_run["device"])
+                _ms_row(gscenario, "handoff via CUDA IPC", ipc_run["get_s"], gbase, device=ipc_run["device"])
             )
     finally:
         consumer.close()

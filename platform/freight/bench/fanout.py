@@ -54,22 +54,6 @@ def _fleet_run(
     return fleet.run()
 
 
-def _row(
-    scenario: str, subject: str, runs: list[float], baseline: str | None, **extra: object
-) -> Measurement:
-    return Measurement(
-        scenario,
-        subject,
-        "objects/s",
-        statistics.median(runs),
-        min(runs),
-        max(runs),
-        len(runs),
-        baseline=baseline,
-        extra={"values": runs, **extra},
-    )
-
-
 def fanout(
     settings: FreightSettings,
     workdir: Path,
@@ -113,9 +97,10 @@ def fanout(
             subject = f"{k} group{'s' if k > 1 else ''}"
             base = base or subject
             sc.rows.append(
-                _row(
+                Measurement.of(
                     name,
                     subject,
+                    "objects/s",
                     aggregate,
                     base if subject != base else None,
                     groups=k,

@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from freight.bench._common import Measurement
 from freight.pipeline import ConsumerSource, DaskExecutor, MemorySource, Pipeline, batch_stage, stage
 from freight.pipeline.dask import _Box, _call_boxed
 
 if TYPE_CHECKING:
-    from freight.bench._common import Measurement
     from freight.config import FreightSettings
     from freight.stream import StreamConsumer, StreamRecord
 
@@ -109,24 +109,6 @@ def _timed(make: Callable[[], Coroutine[Any, Any, int]], n: int) -> float:
     return elapsed
 
 
-def _row(
-    scenario: str, subject: str, unit: str, values: list[float], baseline: str | None, **extra: Any
-) -> Measurement:
-    from freight.bench._common import Measurement
-
-    return Measurement(
-        scenario,
-        subject,
-        unit,
-        statistics.median(values),
-        min(values),
-        max(values),
-        len(values),
-        baseline=baseline,
-        extra=extra,
-    )
-
-
 def overhead(n: int, repetitions: int) -> list[Measurement]:
     """Microseconds per item: hand-written loop against pipelines over the same in-memory source."""
     from freight.bench._common import with_ratios
@@ -151,10 +133,12 @@ def overhead(n: int, repetitions: int) -> list[Measurement]:
         median = statistics.median(values)
         if subject == "asyncio loop":
             loop_us = median
-            rows.append(_row("per-item cost, in-memory source", subject, "us/item", values, None, items=n))
+            rows.append(
+                Measurement.of("per-item cost, in-memory source", subject, "us/item", values, None, items=n)
+            )
         else:
             rows.append(
-                _row(
+                Measurement.of(
                     "per-item cost, in-memory source",
                     subject,
                     "us/item",
@@ -182,7 +166,7 @@ def io_bound(n: int, repetitions: int) -> list[Measurement]:
             source = MemorySource.single(list(range(n)))
             values.append(n / _timed(lambda make=make, source=source: make(source), n))  # type: ignore[misc]
         base = None if subject.startswith("asyncio") else "asyncio loop (sequential)"
-        rows.append(_row("1 ms await per item", subject, "items/s", values, base, items=n))
+        rows.append(Measurement.of("1 ms await per item", subject, "items/s", values, base, items=n))
     return with_ratios(rows, higher_is_better=True)
 
 
@@ -250,13 +234,15 @@ def dask_scaling(n: int, repetitions: int, workers: list[int], task_ms: float) -
                 samples[subject].append(n / _timed(run_all, n))
     local = statistics.median(samples[local_name])
     rows = [
-        _row(scenario, "in-process loop (no Dask)", "items/s", samples["in-process loop (no Dask)"], None)
+        Measurement.of(
+            scenario, "in-process loop (no Dask)", "items/s", samples["in-process loop (no Dask)"], None
+        )
     ]
     first = f"Dask {workers[0]} worker(s)"
     for count in workers:
         subject = f"Dask {count} worker(s)"
         rows.append(
-            _row(
+            Measurement.of(
                 scenario,
                 subject,
                 "items/s",
@@ -392,7 +378,7 @@ def consumer_overhead(settings: FreightSettings, n: int, repetitions: int) -> li
             extra["overhead_us"] = round(statistics.median(samples[subject]) - base_us, 2)
             extra["cpu_overhead_us"] = round(statistics.median(cpu[subject]) - base_cpu, 2)
         baseline = base if subject.startswith("pipeline") else None
-        rows.append(_row(scenario, subject, "us/item", samples[subject], baseline, **extra))
+        rows.append(Measurement.of(scenario, subject, "us/item", samples[subject], baseline, **extra))
     return with_ratios(rows, higher_is_better=False)
 
 
@@ -519,11 +505,11 @@ def dask_proxies(
         finally:
             drop_topics(settings, topic, warm)
     first = f"Dask {workers[0]} worker(s)"
-    rows = [_row(scenario, local, "items/s", samples[local], None, items=n)]
+    rows = [Measurement.of(scenario, local, "items/s", samples[local], None, items=n)]
     for count in workers:
         subject = f"Dask {count} worker(s)"
         rows.append(
-            _row(
+            Measurement.of(
                 scenario,
                 subject,
                 "items/s",
@@ -536,7 +522,9 @@ def dask_proxies(
             )
         )
         reference = f"{subject}, client.map"
-        rows.append(_row(scenario, reference, "items/s", samples[reference], None, items=n, workers=count))
+        rows.append(
+            Measurement.of(scenario, reference, "items/s", samples[reference], None, items=n, workers=count)
+        )
     return with_ratios(rows, higher_is_better=True)
 
 

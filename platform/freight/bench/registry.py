@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,15 +105,17 @@ def registrations(url: str, count: int, repetitions: int) -> list[Measurement]:
             ptag = f"P{rep}x{uuid.uuid4().hex[:6]}"
             parallel.append(_rate(count, partial(_register_all, http, ptag, count, pool)))
     return [
-        _row(
+        Measurement.of(
             scenario,
             "new schema (Kafka transaction + read-back)",
             "registrations/s",
             new,
             "already registered",
         ),
-        _row(scenario, "already registered", "registrations/s", existing),
-        _row(scenario, "new schema, 4 concurrent clients", "registrations/s", parallel, "already registered"),
+        Measurement.of(scenario, "already registered", "registrations/s", existing),
+        Measurement.of(
+            scenario, "new schema, 4 concurrent clients", "registrations/s", parallel, "already registered"
+        ),
     ]
 
 
@@ -243,25 +244,10 @@ def serializer_calls(url: str, count: int, repetitions: int) -> list[Measurement
             for _ in range(count):
                 fn()
             samples.append((time.perf_counter() - t0) / count * 1e6)
-        rows.append(_row(f"{scenario}, cached id, x{count}", subject, "µs/call", samples, baseline))
+        rows.append(Measurement.of(f"{scenario}, cached id, x{count}", subject, "µs/call", samples, baseline))
     serde.close()
     client.close()
     return rows
-
-
-def _row(
-    scenario: str, subject: str, unit: str, values: list[float], baseline: str | None = None
-) -> Measurement:
-    return Measurement(
-        scenario,
-        subject,
-        unit,
-        statistics.median(values),
-        min(values),
-        max(values),
-        len(values),
-        baseline=baseline,
-    )
 
 
 def run(settings: FreightSettings, *, quick: bool, repetitions: int) -> list[Measurement]:

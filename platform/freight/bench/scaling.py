@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from freight.bench._common import with_ratios
+from freight.bench._common import Measurement, with_ratios
 from freight.bench._procs import drop_topics, new_topic
-from freight.bench.fanout import AsJson, Count, Out, Reps, SizeKiB, _fleet_run, _row, produce_arrays
+from freight.bench.fanout import AsJson, Count, Out, Reps, SizeKiB, _fleet_run, produce_arrays
 from freight.bench.stream import Scenario, Tick, _no_tick
 from freight.config import FreightSettings
 from freight.errors import FreightError
@@ -58,7 +58,11 @@ def scaling(
                 runs.append(count / max(s for _, s, _ in results))
             subject = f"{p} partition{'s' if p > 1 else ''} x {p} process{'es' if p > 1 else ''}"
             base = base or subject
-            sc.rows.append(_row(name, subject, runs, base if subject != base else None, partitions=p))
+            sc.rows.append(
+                Measurement.of(
+                    name, subject, "objects/s", runs, base if subject != base else None, partitions=p
+                )
+            )
         finally:
             shutil.rmtree(store_dir, ignore_errors=True)
             drop_topics(settings, topic)

@@ -5,13 +5,21 @@
   `Ramp` - with their exact semantics: `freight.buffer.policies`
 - `StreamBuffer` and its `ResumeState`: `freight.buffer.buffer`
 - the per-partition commit low watermark and the resume state stored in commit metadata:
-  `freight.buffer.watermark`; `PartitionBuffers`, the pure core of `consumer.chunks()`:
+  `freight.buffer.commit_point`; `PartitionBuffers`, the pure core of `consumer.chunks()`:
   `freight.buffer.partition`
 - `stack` (numpy / torch): `freight.buffer.stacking`
 """
 
 from freight.buffer.buffer import ResumeState, StreamBuffer
 from freight.buffer.chunk import BufferItem, StreamChunk
+from freight.buffer.commit_point import (
+    DEFAULT_METADATA_LIMIT,
+    CommitPoint,
+    PartitionResume,
+    PartitionWatermark,
+    decode_resume,
+    encode_resume,
+)
 from freight.buffer.partition import PartitionBuffers
 from freight.buffer.policies import (
     NO_PAD,
@@ -28,14 +36,6 @@ from freight.buffer.policies import (
     Verdict,
 )
 from freight.buffer.stacking import stack
-from freight.buffer.watermark import (
-    DEFAULT_METADATA_LIMIT,
-    CommitPoint,
-    PartitionResume,
-    PartitionWatermark,
-    decode_resume,
-    encode_resume,
-)
 
 __all__ = [
     "DEFAULT_METADATA_LIMIT",

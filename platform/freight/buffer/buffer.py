@@ -18,7 +18,7 @@ restart at the same point with the same indices, but where a lingering chunk end
 
 Commit watermark. `low_watermark()` is the smallest Kafka offset among the items the buffer retains (and
 of the END_OF_STREAM record until the final chunk is out). Committing the partition's smallest such offset
-(see `freight.buffer.watermark`) together with each open stream's resume state means a restarted consumer
+(see `freight.buffer.commit_point`) together with each open stream's resume state means a restarted consumer
 re-reads every item any open window needs, and nothing is lost: records before the commit are either
 delivered or no longer needed. `held_refs()` names the stored objects the buffer still holds, which the
 evictor must spare.

@@ -16,8 +16,7 @@ from collections.abc import Iterator, Mapping
 
 from freight.buffer.buffer import ResumeState, StreamBuffer
 from freight.buffer.chunk import BufferItem, StreamChunk
-from freight.buffer.policies import ChunkPolicy
-from freight.buffer.watermark import (
+from freight.buffer.commit_point import (
     DEFAULT_METADATA_LIMIT,
     CommitPoint,
     PartitionWatermark,
@@ -25,6 +24,7 @@ from freight.buffer.watermark import (
     decode_resume,
     restore_buffers,
 )
+from freight.buffer.policies import ChunkPolicy
 
 
 class PartitionBuffers:

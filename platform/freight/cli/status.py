@@ -10,7 +10,7 @@ from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
 from freight.output import console, error, print_json, print_table
 
 if TYPE_CHECKING:
-    from freight.status import StatusReport
+    from freight.overview import StatusReport
 
 GROUP = None
 app = typer.Typer()
@@ -176,7 +176,7 @@ def status_cmd(
     """
     from rich.status import Status
 
-    from freight.status import StatusOptions, collect
+    from freight.overview import StatusOptions, collect
 
     options = StatusOptions(
         topics=topic or None,

@@ -36,7 +36,7 @@ from freight.pipeline import Retry
 from freight.pipeline import batch_stage as _batch_stage
 from freight.pipeline import stage as _stage
 from freight.pipeline.engine import PipelineRun
-from freight.pipeline.errors import ErrorPolicy, FinalAction
+from freight.pipeline.error_policy import ErrorPolicy, FinalAction
 from freight.pipeline.stages import MODES, Mode, Source
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 `Evictor` runs passes (once, or as a service) over the topics that have a `RetentionPolicy` (kept in a
 compacted topic by `PolicyStore`); `freight.eviction.watermark` computes the per-partition watermark,
-`freight.eviction.orphans` sweeps unreferenced objects, `freight.eviction.status` reports what is held and
+`freight.eviction.orphans` sweeps unreferenced objects, `freight.eviction.report` reports what is held and
 why. The CLI is `freight evict`.
 """
 
@@ -17,7 +17,7 @@ from freight.eviction.policy import (
     format_duration,
     parse_duration,
 )
-from freight.eviction.status import PartitionStatus, StoreUsage, TopicStatus
+from freight.eviction.report import PartitionStatus, StoreUsage, TopicStatus
 from freight.eviction.watermark import (
     GroupPosition,
     PartitionWatermark,

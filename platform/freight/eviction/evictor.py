@@ -36,7 +36,7 @@ from freight.eviction.ledger import KeepLedger
 from freight.eviction.orphans import OrphanSweeper, SweepReport
 from freight.eviction.policy import PolicyStore, RetentionPolicy
 from freight.eviction.reader import TP, RangeReader
-from freight.eviction.status import TopicStatus, topic_status
+from freight.eviction.report import TopicStatus, topic_status
 from freight.eviction.watermark import PartitionWatermark, read_group_offsets, topic_watermarks
 from freight.kafka import KafkaAdmin
 from freight.kafka.checkpoint import EVICTOR_GROUP, checkpoint_metadata
@@ -407,7 +407,7 @@ class Evictor:
     def status(
         self, topics: Iterable[str] | None = None, *, scan_limit: int = 100_000, list_stores: bool = True
     ) -> list[TopicStatus]:
-        """The eviction state of `topics` (default: every topic with a policy): `freight.eviction.status`."""
+        """The eviction state of `topics` (default: every topic with a policy): `freight.eviction.report`."""
         selected = self.selected_policies(topics)
         group_offsets = read_group_offsets(self.admin, selected, self.group) if selected else {}
         out = []

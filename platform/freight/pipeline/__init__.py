@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from freight.pipeline.dask import DaskExecutor
 from freight.pipeline.engine import PipelineRun, PipelineStats
-from freight.pipeline.errors import BatchResultError, ErrorPolicy, ErrorReport, FinalAction, Retry, StageError
+from freight.pipeline.error_policy import (
+    BatchResultError,
+    ErrorPolicy,
+    ErrorReport,
+    FinalAction,
+    Retry,
+    StageError,
+)
 from freight.pipeline.offsets import OffsetTracker
 from freight.pipeline.source import (
     AttachableSource,
@@ -52,12 +59,12 @@ from freight.pipeline.stages import (
 )
 
 if TYPE_CHECKING:
+    from freight.pipeline.consumer_source import ConsumerSource, ConsumerSourceStats
     from freight.pipeline.dead_letter import DeadLetter, KafkaDeadLetterSink, read_dead_letters
-    from freight.pipeline.kafka import ConsumerSource, ConsumerSourceStats
 
 _LAZY = {
-    "ConsumerSource": "freight.pipeline.kafka",
-    "ConsumerSourceStats": "freight.pipeline.kafka",
+    "ConsumerSource": "freight.pipeline.consumer_source",
+    "ConsumerSourceStats": "freight.pipeline.consumer_source",
     "DeadLetter": "freight.pipeline.dead_letter",
     "KafkaDeadLetterSink": "freight.pipeline.dead_letter",
     "read_dead_letters": "freight.pipeline.dead_letter",

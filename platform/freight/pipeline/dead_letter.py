@@ -22,7 +22,7 @@ from freight.kafka.dead_letter import DeadLetterWriter, source_headers
 
 if TYPE_CHECKING:
     from freight.config import FreightSettings
-    from freight.pipeline.errors import ErrorReport
+    from freight.pipeline.error_policy import ErrorReport
     from freight.pipeline.source import SourceItem
     from freight.schemas.events import ObjectEvent
     from freight.schemas.serde import EventSerde

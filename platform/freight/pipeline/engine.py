@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from freight.errors import ConfigError, PipelineError
-from freight.pipeline.errors import ErrorReport, FinalAction, Retry, StageError, final_action
+from freight.pipeline.error_policy import ErrorReport, FinalAction, Retry, StageError, final_action
 from freight.pipeline.offsets import OffsetTracker
 from freight.pipeline.source import AttachableSource, DeadLetterSink, PartitionKey, PipelineSource, SourceItem
 from freight.pipeline.stages import BatchStage, RunOptions, Stage

@@ -3,7 +3,8 @@
 A pipeline pulls `SourceItem`s from a `PipelineSource`, tells it to `pause()` when its bounded window is full
 and to `resume()` once it has drained, and `commit()`s per partition the offset one past the contiguous prefix
 of items whose results are fully done (Kafka's convention: the committed offset is the next one to read).
-A `StreamConsumer` is adapted by `freight.pipeline.kafka.ConsumerSource` (`as_source` does it for you); plain
+A `StreamConsumer` is adapted by `freight.pipeline.consumer_source.ConsumerSource` (`as_source` does it
+for you); plain
 and async iterables are adapted here with synthetic offsets and no-op flow control, and `MemorySource` is an
 in-memory, multi-partition source for tests and benchmarks that records every pause, resume and commit.
 
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, runtime
 from freight.errors import ConfigError
 
 if TYPE_CHECKING:
-    from freight.pipeline.errors import ErrorReport
+    from freight.pipeline.error_policy import ErrorReport
 
 T = TypeVar("T")
 
@@ -160,7 +161,7 @@ def as_source(source: PipelineSource[T] | AsyncIterable[T] | Iterable[T]) -> Pip
     if isinstance(source, PipelineSource):
         return source
     if _is_stream_consumer(source):
-        from freight.pipeline.kafka import ConsumerSource
+        from freight.pipeline.consumer_source import ConsumerSource
 
         consumer_source: Any = ConsumerSource(source)  # type: ignore[arg-type]  # checked just above
         return cast(PipelineSource[T], consumer_source)

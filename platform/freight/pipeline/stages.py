@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 from freight.errors import ConfigError
-from freight.pipeline.errors import BatchResultError, ErrorPolicy, FinalAction, Retry, normalize_policy
+from freight.pipeline.error_policy import BatchResultError, ErrorPolicy, FinalAction, Retry, normalize_policy
 from freight.pipeline.source import DeadLetterSink, PipelineSource
 
 if TYPE_CHECKING:

@@ -90,7 +90,21 @@ class StoreStats:
 
 
 class Store:
-    """A named store: `put` objects, `get` them back by key, anywhere the store config can be rebuilt."""
+    """A named store: `put` objects, `get` them back by key, anywhere the store config can be rebuilt.
+
+    Every stored object is framed (a header with serializer, size, checksum and descriptor) so that a read
+    checks what it returns: wrong bytes are never handed out.
+
+    Args:
+        name: the store's name (events refer to it; letters, digits, `._-`).
+        connector: where the bytes live (file, S3, memory, tensor; `freight.connectors`).
+        serializers: the serializer registry (None: the default one).
+        checksum: the checksum algorithm of new objects ("xxh3" default, "sha256", or None: none).
+        allow_pickle: whether pickled objects may be read (None: `FREIGHT_ALLOW_PICKLE`).
+
+    Raises:
+        ConfigError: a bad name or checksum algorithm.
+    """
 
     def __init__(
         self,
@@ -228,12 +242,29 @@ class Store:
         return self.put_serialized(key(), ser)
 
     def put(self, obj: Any, *, key: str | None = None, serializer: str | None = None) -> StoredObject:
-        """Store `obj` under `key` (a new unique key if None) and describe what was written."""
+        """Store `obj` and describe what was written.
+
+        Args:
+            obj: the object (numpy array, torch tensor, bytes, or anything a serializer takes).
+            key: the key (None: a new unique one).
+            serializer: a serializer name (None: the registry's choice for the object's type).
+
+        Returns:
+            The `StoredObject` (key, size, checksum, serializer, descriptor).
+        """
         key = uuid.uuid4().hex if key is None else validate_key(key)
         return self.put_serialized(key, self.serialize(obj, serializer))
 
     def put_batch(self, objs: Sequence[Any], keys: Sequence[str] | None = None) -> list[StoredObject]:
-        """Store several objects with one connector batch (concurrent where the connector can)."""
+        """Store several objects with one connector batch (concurrent where the connector can).
+
+        Args:
+            objs: the objects.
+            keys: their keys, one per object (None: new unique ones).
+
+        Returns:
+            One `StoredObject` per object, in order.
+        """
         if keys is None:
             keys = [uuid.uuid4().hex for _ in objs]
         elif len(keys) != len(objs):
@@ -365,10 +396,19 @@ class Store:
         return self._decode(key, data, expected, verifier.digests(), verifier.frame)
 
     def get(self, key: str, *, checksum: str | None = None, mmap: bool = False) -> Any:
-        """The object under `key`. `checksum` is what the event recorded; `mmap` maps instead of reading.
+        """The object under `key`, checked against its frame.
 
-        Raises ObjectNotFoundError (ObjectEvictedError where the connector knows) naming store and key, and
-        IntegrityError if the bytes do not match their header or `checksum`.
+        Args:
+            key: the object's key.
+            checksum: what the event recorded (checked too when given).
+            mmap: map the file instead of reading it (connectors that can; arrays are then read-only views).
+
+        Returns:
+            The object.
+
+        Raises:
+            ObjectNotFoundError: nothing under `key` (ObjectEvictedError where the connector knows why).
+            IntegrityError: the bytes do not match their header or `checksum`.
         """
         validate_key(key)
         start = time.perf_counter()
@@ -380,7 +420,19 @@ class Store:
         return obj
 
     def get_batch(self, keys: Sequence[str], *, checksums: Sequence[str | None] | None = None) -> list[Any]:
-        """Objects for `keys`, in order, fetched in one connector batch; missing keys raise together."""
+        """Objects for `keys`, fetched in one connector batch.
+
+        Args:
+            keys: the keys.
+            checksums: what the events recorded, one per key (None: the frames' own).
+
+        Returns:
+            The objects, in order.
+
+        Raises:
+            ObjectNotFoundError: naming every missing key at once.
+            IntegrityError: as `get`.
+        """
         for key in keys:
             validate_key(key)
         if checksums is not None and len(checksums) != len(keys):
@@ -410,11 +462,27 @@ class Store:
         return objs
 
     def exists(self, key: str) -> bool:
+        """Whether an object is stored under `key`.
+
+        Args:
+            key: the object's key.
+
+        Returns:
+            True if it is there.
+        """
         return self.connector.exists(validate_key(key))
 
     # -- eviction and lifecycle --------------------------------------------------------------------------
 
     def evict(self, key: str) -> bool:
+        """Delete the object under `key` (the evictor decides when; see `freight.eviction`).
+
+        Args:
+            key: the object's key.
+
+        Returns:
+            True if it existed.
+        """
         existed = self.connector.evict(validate_key(key))
         if existed:
             with self._lock:
@@ -464,6 +532,7 @@ class Store:
         return False
 
     def close(self) -> None:
+        """Release the connector (open files, clients, shared memory)."""
         self.connector.close()
 
     @property

@@ -31,6 +31,7 @@ SYNC_ONLY: dict[str, str] = {
     "serde": "a property without I/O after its first use",
     "serializers": "a property without I/O after its first use",
     "admin": "a property: the admin client (its calls block; run them in a thread)",
+    "mark_unread": "called on the consumer thread inside rebalance callbacks by owners of its commits",
     "stopped": "a property without I/O",
     "__iter__": "the async variant iterates with `async for` (__aiter__)",
     "__enter__": "the async variant is an async context manager (__aenter__)",

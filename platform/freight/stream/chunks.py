@@ -51,10 +51,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from freight.buffer.chunk import BufferItem, StreamChunk
+from freight.buffer.commit_point import DEFAULT_METADATA_LIMIT
 from freight.buffer.partition import PartitionBuffers
 from freight.buffer.policies import ChunkPolicy
 from freight.buffer.stacking import stack as stack_values
-from freight.buffer.watermark import DEFAULT_METADATA_LIMIT
 from freight.errors import ConfigError
 from freight.stream.session import CommitSession
 

@@ -97,7 +97,31 @@ class _Iter(Generic[T]):
 
 
 class StreamConsumer:
-    """Consume Freight streams from Kafka topics in a consumer group (see the module docstring)."""
+    """Consume Freight streams from Kafka topics in a consumer group (see the module docstring).
+
+    Args:
+        topics: one topic or several; each must exist.
+        group_id: the consumer group (None: read every partition from the start, commit nothing).
+        settings: cluster, registry and defaults (None: from the environment, `FREIGHT_*`).
+        bootstrap: Kafka bootstrap servers; wins over `settings`.
+        registry_url: the schema registry's URL; wins over `settings`.
+        stores: stores to resolve from in this process (others are found in `_freight_stores`).
+        kafka_config: librdkafka consumer overrides (e.g. `auto.offset.reset`).
+        batch_size: records fetched per call to librdkafka.
+        poll_timeout: longest single wait for records.
+        until_end_of: stop once every one of these streams sent END_OF_STREAM.
+        until_high_watermark: stop at the high watermarks seen at start (a replay to "now").
+        idle_timeout: stop after this many seconds without a record (None: wait forever).
+        on_bad_event: "raise", "skip" or "dead-letter" (see `freight.stream.decode`).
+        dead_letter_topic: where dead letters go (default `<topic>.dlq`).
+        skip_evicted: `iter_objects` counts and skips evicted objects instead of raising.
+        serde: the event serde (None: one for the registry).
+        auto_commit: commit what was handed out (False: the owner commits with `commit(offsets)`).
+        rebalance_listener: told about partitions gained and lost.
+
+    Raises:
+        ConfigError: no topic, a missing topic or a bad option (the message says which).
+    """
 
     def __init__(
         self,
@@ -417,7 +441,14 @@ class StreamConsumer:
             MARKS.committed(self.group_id, done)
 
     def committed(self, partitions: Iterable[TP] | None = None) -> dict[TP, tuple[int, str | None]]:
-        """The group's committed (offset, metadata) per partition (default: the assigned ones)."""
+        """The group's committed positions.
+
+        Args:
+            partitions: (topic, partition) pairs; None: the assigned ones.
+
+        Returns:
+            (next offset, commit metadata or None) per partition that has a commit.
+        """
         parts = [TopicPartition(t, p) for t, p in (partitions if partitions is not None else self._assigned)]
         if not parts or self.group_id is None:
             return {}
@@ -437,9 +468,17 @@ class StreamConsumer:
         topic: str | None = None,
         partition: int | None = None,
     ) -> dict[TP, int]:
-        """Move to a position, an offset or a timestamp (epoch ms), for one partition or every one.
+        """Move to a position, an offset or a timestamp, for one partition or every one.
 
-        Returns the new offsets of the partitions moved now; partitions not yet assigned move when they are.
+        Args:
+            to: "beginning" or "end".
+            offset: an exact offset (clamped to the partition's log by the broker's rules).
+            timestamp: epoch milliseconds: the first record at or after it.
+            topic: only this topic (needed with `partition` when reading several).
+            partition: only this partition.
+
+        Returns:
+            The new offsets of the partitions moved now; partitions not yet assigned move when they are.
         """
         if partition is not None and topic is None:
             if len(self.topics) != 1:
@@ -682,27 +721,66 @@ class StreamConsumer:
         return _Iter(lambda: _or_stop(self.next_record()))
 
     def next_proxy(self, timeout: float | None = None) -> Proxy:
-        """The next proxy; raise StopIteration at the stop condition or timeout."""
+        """The next object's proxy (END_OF_STREAM events skipped).
+
+        Args:
+            timeout: seconds to wait; None: the consumer's `idle_timeout`.
+
+        Returns:
+            The proxy.
+
+        Raises:
+            StopIteration: the stop condition was reached or nothing arrived in time.
+        """
         return _proxy(_or_stop(self.next_record(timeout, include_end=False)))
 
     def next_object(self, timeout: float | None = None) -> Any:
-        """The next resolved object; raise StopIteration at the stop condition or timeout."""
+        """The next object, resolved from its store.
+
+        Args:
+            timeout: seconds to wait; None: the consumer's `idle_timeout`.
+
+        Returns:
+            The object.
+
+        Raises:
+            StopIteration: the stop condition was reached or nothing arrived in time.
+            ObjectEvictedError: the object is gone from its store (the next call reads on).
+            ServiceUnavailableError: the store or registry is unreachable (the next call tries it again).
+        """
         return self._resolve(_or_stop(self.next_record(timeout, include_end=False)))
 
     # Flow control and lifecycle ----------------------------------------------------------------------------
     def chunks(self, policy: Any, **options: Any) -> Iterator[Any]:
-        """Chunks of each stream cut by a `freight.buffer` policy (see `freight.stream.chunks.chunks`)."""
+        """Chunks of each stream cut by a `freight.buffer` policy (see `freight.stream.chunks.chunks`).
+
+        Args:
+            policy: a `ChunkPolicy` (Count, Bytes, Time, SlidingWindow, LeftContext, SessionGap, Ramp).
+            **options: `resolve`, `stack`, `streams`, `commit_interval`, `metadata_limit`.
+
+        Returns:
+            A `ChunkIterator` (needs `auto_commit=False` on a group consumer).
+        """
         from freight.stream.chunks import chunks
 
         return chunks(self, policy, **options)
 
     def pause(self, partitions: Iterable[TP] | None = None) -> None:
-        """Stop fetching from these partitions (default: all assigned); prefetched records stay."""
+        """Stop fetching from partitions; records already fetched are still handed out.
+
+        Args:
+            partitions: (topic, partition) pairs; None: every assigned one.
+        """
         parts = [TopicPartition(t, p) for t, p in (partitions or self._assigned)]
         if parts:
             self._consumer.pause(parts)
 
     def resume(self, partitions: Iterable[TP] | None = None) -> None:
+        """Fetch again from paused partitions.
+
+        Args:
+            partitions: (topic, partition) pairs; None: every assigned one.
+        """
         parts = [TopicPartition(t, p) for t, p in (partitions or self._assigned)]
         if parts:
             self._consumer.resume(parts)

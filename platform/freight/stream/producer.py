@@ -100,7 +100,27 @@ class _Pending:
 
 
 class StreamProducer:
-    """Send objects into streams on Kafka topics (see the module docstring)."""
+    """Send objects into streams on Kafka topics (see the module docstring).
+
+    Args:
+        stores: topic -> `Store` (the key None: the default store); without one, objects travel inline.
+        settings: cluster, registry and defaults (None: from the environment, `FREIGHT_*`).
+        bootstrap: Kafka bootstrap servers; wins over `settings`.
+        registry_url: the schema registry's URL; wins over `settings`.
+        producer_id: written into every event (default: a random id).
+        inline_threshold: objects smaller than this many bytes travel inside the event (None: settings').
+        evict: the default eviction mode of sends ("watermark", "on-resolve", "retention", "never", or
+            ProxyStore's True / False).
+        filter_: drops a send when it returns True for the send's metadata (counted in `stats.filtered`).
+        batch_size: objects of one stream sent together (1: each at once).
+        aggregator: combines a batch's objects into one stored object (None: each is stored).
+        kafka_config: librdkafka producer overrides.
+        serde: the event serde (None: one for the registry).
+        serializers: the serializer registry (None: the default one, pickle as settings allow).
+        publish_stores: publish each store's configuration to `_freight_stores` so consumers find it.
+        create_topics: partitions of a topic created on first send when missing (None: a missing topic
+            is an error).
+    """
 
     def __init__(
         self,
@@ -121,8 +141,6 @@ class StreamProducer:
         publish_stores: bool = True,
         create_topics: int | None = 1,
     ) -> None:
-        """`stores` maps topic -> Store (None: the default store). `create_topics`: partitions of a topic
-        created on first send when missing (None: a missing topic is an error)."""
         self.settings = resolve_settings(settings, bootstrap=bootstrap, registry_url=registry_url)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -181,7 +199,14 @@ class StreamProducer:
         return self._serializers
 
     def store_for(self, topic: str) -> Store | None:
-        """The store of `topic`: its own entry, else the default (key None), else None (inline only)."""
+        """The store objects sent to `topic` go to.
+
+        Args:
+            topic: the Kafka topic.
+
+        Returns:
+            The topic's own store, else the default (key None), else None (objects travel inline).
+        """
         return self.stores.get(topic, self.stores.get(None))
 
     def _publish(self, store: Store) -> None:
@@ -253,7 +278,19 @@ class StreamProducer:
         evict: EvictionMode | str | bool | None = None,
         serializer: str | None = None,
     ) -> list[SendResult]:
-        """Send several objects of one stream, in order (the options of `send`, for each of them)."""
+        """Send several objects of one stream, in order.
+
+        Args:
+            topic: the Kafka topic.
+            objs: the objects, sent in this order.
+            stream: the stream id.
+            metadata: string pairs carried in every event.
+            evict: the eviction mode of each (None: the producer's default).
+            serializer: a serializer name for each (None: the registry's choice).
+
+        Returns:
+            One `SendResult` per object, in order.
+        """
         return [
             self.send(topic, o, stream=stream, metadata=metadata, evict=evict, serializer=serializer)
             for o in objs
@@ -435,7 +472,15 @@ class StreamProducer:
         )
 
     def end_stream(self, topic: str, stream: str = "default") -> SendResult:
-        """Flush the stream's pending batch and produce its END_OF_STREAM event."""
+        """Flush the stream's pending batch and produce its END_OF_STREAM event.
+
+        Args:
+            topic: the Kafka topic.
+            stream: the stream that ends (its readers' `until_end_of` and chunk buffers see the end).
+
+        Returns:
+            The `SendResult` of the END_OF_STREAM event (its sequence is the number of objects sent).
+        """
         self._check_open()
         _check_names(topic, stream)
         self._ensure_topic(topic)
@@ -561,7 +606,14 @@ class StreamProducer:
 
     # Lifecycle ----------------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> None:
-        """Send pending batches and wait for every event's acknowledgement; raise on any failure."""
+        """Send pending batches and wait for every event's acknowledgement.
+
+        Args:
+            timeout: seconds to wait at most (None: until librdkafka's delivery timeout decides).
+
+        Raises:
+            DeliveryError: an event failed, or events are still unacknowledged after `timeout`.
+        """
         with self._lock:
             keys = list(self._pending)
         for topic, stream in keys:
@@ -583,7 +635,15 @@ class StreamProducer:
             raise DeliveryError(f"{len(failures)} event(s) failed; first: {failures[0]}") from failures[0]
 
     def close(self, *, close_stores: bool = False, timeout: float | None = None) -> None:
-        """Flush (raising any delivery failure); with `close_stores`, close the stores too."""
+        """Flush, then refuse further sends. Closing twice is harmless.
+
+        Args:
+            close_stores: close the producer's stores too.
+            timeout: seconds the flush waits at most.
+
+        Raises:
+            DeliveryError: as `flush` (the producer is closed all the same).
+        """
         if self._closed:
             return
         try:

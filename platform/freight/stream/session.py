@@ -1,8 +1,8 @@
 """A manual-commit session: one owner at a time takes over a `StreamConsumer`'s rebalance events.
 
-The chunk driver (`stream/chunks.py`) and the pipeline's consumer source (`pipeline/kafka.py`) both commit
-their own low watermarks and must hear about partitions gained and lost before the consumer's other
-listeners do. `CommitSession` is the one way they do it: it installs itself as the consumer's
+The chunk driver (`stream/chunks.py`) and the pipeline's consumer source (`pipeline/consumer_source.py`)
+both commit their own low watermarks and must hear about partitions gained and lost before the
+consumer's other listeners do. `CommitSession` is the one way they do it: it installs itself as the consumer's
 `rebalance_listener`, passes every event on to the listener it replaced, refuses a second live owner, and
 puts the old listener back when released.
 """
