@@ -173,3 +173,52 @@ def test_status_shows_the_evictor_watermark_of_a_topic_with_a_retention_policy(
     assert group_id in marks[with_policy]["groups"]
     assert marks[without]["source"] == "min-committed" and marks[without]["offset"] == 6
     assert with_policy in doc["eviction"]["policies"] and without not in doc["eviction"]["policies"]
+
+
+def test_status_watch_refreshes_json_lines_and_draws_the_lag_chart(
+    kafka_bootstrap: str,
+    registry_url: str,
+    settings: FreightSettings,
+    make_topic: Any,
+    group_id: str,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(partitions=1)
+    producer = Producer(producer_config(settings))
+    for i in range(12):
+        producer.produce(topic, value=f"event {i}".encode())
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        consumer_config(settings, group_id, {"enable.auto.offset.store": True, "enable.auto.commit": False})
+    )
+    consumer.subscribe([topic])
+    try:
+        consume(consumer, 5)
+    finally:
+        consumer.close()
+    chart = tmp_path / "lag.png"
+    done = status(
+        "--watch", "0.2", "--count", "3", "--json", "--group", group_id, "--no-stores", "--plot", str(chart),
+        "--bootstrap", kafka_bootstrap, "--registry", registry_url,
+    )  # fmt: skip
+    assert done.returncode in (0, 3), done.stderr
+    docs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(docs) == 3
+    for doc in docs:
+        (group,) = doc["groups"]
+        assert group["group"] == group_id and group["total_lag"] == 12 - 5
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_status_watch_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    for args, says in [
+        (["--plot", str(tmp_path / "a.png")], "need --watch"),
+        (["--count", "2"], "need --watch"),
+        (["--watch", "0"], "seconds > 0"),
+        (["--watch", "1", "--plot", str(tmp_path / "a.txt")], "must end in .png"),
+        (["--watch", "1", "--plot", str(tmp_path / "missing" / "a.png")], "does not exist"),
+    ]:
+        done = status(*args, "--bootstrap", "127.0.0.1:1")
+        assert done.returncode == 2, (args, done.stderr)
+        assert says in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
+from freight.errors import ConfigError
 from freight.output import console, error, print_json, print_table
 
 if TYPE_CHECKING:
-    from freight.overview import StatusReport
+    from freight.config import FreightSettings
+    from freight.overview import StatusOptions, StatusReport
 
 GROUP = None
 app = typer.Typer()
@@ -166,17 +172,36 @@ def status_cmd(
     ] = 100_000,
     store_seconds: Annotated[float, typer.Option(help="Stop listing a store after this many seconds.")] = 2.0,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 3.0,
+    watch: Annotated[
+        float | None,
+        typer.Option(
+            "--watch",
+            "-w",
+            metavar="SECONDS",
+            help="Refresh every SECONDS until Ctrl-C (with --json: one JSON document per line).",
+        ),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="With --watch: stop after this many refreshes.")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.png",
+            help="With --watch: draw each group's total lag over time into this chart (.png, .svg, .pdf), "
+            "redrawn at every refresh.",
+        ),
+    ] = None,
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,
     json_: Json = False,
 ) -> None:
     """Health of the broker, registry and S3 endpoint; topics; groups with lag; stores; eviction watermark.
 
-    Exits 3 if a configured service does not answer (the message says which command starts it).
+    Exits 3 if a configured service does not answer (the message says which command starts it; with
+    --watch, if it did not answer at the last refresh).
     """
-    from rich.status import Status
-
-    from freight.overview import StatusOptions, collect
+    from freight.overview import StatusOptions
 
     options = StatusOptions(
         topics=topic or None,
@@ -189,18 +214,81 @@ def status_cmd(
         store_names=store or None,
     )
     settings = settings_from(bootstrap, registry)
-    spinner = Status("asking the services ...", console=console)
-    if not json_ and console.is_terminal:
-        spinner.start()
-    try:
-        report = collect(settings, options)
-    finally:
-        spinner.stop()
-    if json_:
-        print_json(report.as_dict())
+    if watch is None:
+        if count is not None or plot is not None:
+            raise ConfigError("--count and --plot need --watch SECONDS (a refreshing view)")
+        report = _collect_once(settings, options, spinner=not json_)
+        if json_:
+            print_json(report.as_dict())
+        else:
+            _render(report)
     else:
-        _render(report)
+        report = _watch(settings, options, watch, count, plot, json_)
     if report.down:
         for service in report.down:
             error(f"the {service.name} at {service.address} is not answering: {service.hint}")
         raise typer.Exit(3)
+
+
+def _collect_once(settings: FreightSettings, options: StatusOptions, *, spinner: bool) -> StatusReport:
+    from rich.status import Status
+
+    from freight.overview import collect
+
+    status = Status("asking the services ...", console=console)
+    if spinner and console.is_terminal:
+        status.start()
+    try:
+        return collect(settings, options)
+    finally:
+        status.stop()
+
+
+def _watch(
+    settings: FreightSettings,
+    options: StatusOptions,
+    every: float,
+    count: int | None,
+    plot: Path | None,
+    json_: bool,
+) -> StatusReport:
+    """Refresh until Ctrl-C or `count` refreshes; returns the last report."""
+    from freight.cli.lag_history import LagHistory, check_chart_path
+    from freight.overview import collect
+
+    if not every > 0:
+        raise ConfigError(f"--watch takes seconds > 0 between refreshes, got {every:g}")
+    if plot is not None:
+        check_chart_path(plot)
+    history = LagHistory()
+    report: StatusReport | None = None
+    try:
+        while True:
+            report = collect(settings, options)
+            history.add(report)
+            if json_:
+                sys.stdout.write(json.dumps(report.as_dict(), default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                if console.is_terminal:
+                    console.clear()
+                stamp = time.strftime("%H:%M:%S")
+                console.print(
+                    f"[bold]freight status[/] at {stamp}, every {every:g}s "
+                    f"(refresh {len(history.times)}; Ctrl-C stops)",
+                    highlight=False,
+                )
+                _render(report)
+            if plot is not None:
+                history.plot(plot)
+            if count is not None and len(history.times) >= count:
+                break
+            time.sleep(every)
+    except KeyboardInterrupt:
+        pass
+    if report is None:  # interrupted before the first report: nothing to show
+        raise KeyboardInterrupt
+    if not json_:
+        where = f"; lag chart in {plot}" if plot is not None else ""
+        console.print(f"[dim]{len(history.times)} refresh(es){where}[/]", highlight=False)
+    return report
