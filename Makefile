@@ -19,7 +19,7 @@ install: $(STAMP) $(JARS)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(UV) pip install --python $(BIN)/python -e '.[dev,torch,dask,rdma]'
+	$(UV) pip install --python $(BIN)/python -e '.[dev,torch,dask,rdma,otel]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -38,6 +38,9 @@ class FreightSettings(BaseSettings):
         4096, ge=0, description="Objects smaller than this travel inside the event."
     )
     allow_pickle: bool = Field(False, description="Enable the pickle serializer (runs code on load).")
+    tracing: bool = Field(
+        False, description="OpenTelemetry spans for send, consume, resolve and store calls (`otel` extra)."
+    )
     # Trust boundaries (docs/security.md): what a store config read from Kafka may make this process touch.
     allowed_store_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
-from freight import metrics
+from freight import metrics, tracing
 from freight.config import FreightSettings
 from freight.connectors.keys import validate_key
 from freight.connectors.protocol import (
@@ -187,6 +187,13 @@ class Store:
     def put_serialized(self, key: str, ser: SerializedObject) -> StoredObject:
         """Write an already serialized object under `key` (a tensor store keeps `ser.source` as it is)."""
         validate_key(key)
+        tracer = tracing.TRACER
+        if tracer is not None:
+            with tracing.store_span(tracer, "put", self.name, key):
+                return self._write(key, ser)
+        return self._write(key, ser)
+
+    def _write(self, key: str, ser: SerializedObject) -> StoredObject:
         if ser.source is not None and self._resident(ser.source, ser.serializer):
             return self._put_resident(key, ser.source)
         header, header_size, digest = self._frame(ser)
@@ -234,7 +241,12 @@ class Store:
             An `InlineObject` (bytes for the event) or the `StoredObject` written.
         """
         if self._resident(obj, serializer):
-            return self._put_resident(validate_key(key()), obj)
+            name = validate_key(key())
+            tracer = tracing.TRACER
+            if tracer is not None:
+                with tracing.store_span(tracer, "put", self.name, name):
+                    return self._put_resident(name, obj)
+            return self._put_resident(name, obj)
         ser = self.serialize(obj, serializer)
         inline = place_serialized(ser, inline_threshold)
         if inline is not None:
@@ -411,6 +423,13 @@ class Store:
             IntegrityError: the bytes do not match their header or `checksum`.
         """
         validate_key(key)
+        tracer = tracing.TRACER
+        if tracer is not None:
+            with tracing.store_span(tracer, "get", self.name, key):
+                return self._read(key, checksum, mmap)
+        return self._read(key, checksum, mmap)
+
+    def _read(self, key: str, checksum: str | None, mmap: bool) -> Any:
         start = time.perf_counter()
         if self._observable is not None and not mmap:
             obj = self._get_verified_while_reading(key, checksum)

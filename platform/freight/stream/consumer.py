@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from freight import tracing
 from freight.config import FreightSettings, resolve_settings
 from freight.errors import ConfigError, ObjectEvictedError, ServiceUnavailableError
 from freight.kafka import KafkaAdmin, consumer_config
@@ -180,6 +181,7 @@ class StreamConsumer:
         self._stopped = False
         self._admin: KafkaAdmin | None = None
         default_resolver().trust(self.settings)  # proxies of this cluster resolve with these settings
+        tracing.instrument_from_settings(self.settings.tracing)
         for store in stores or ():
             default_resolver().register(store, settings=self.settings)
 

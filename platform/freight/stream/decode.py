@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from freight import tracing
 from freight.errors import ConfigError, EventDecodeError
 from freight.kafka.dead_letter import DeadLetterWriter, source_headers
 from freight.schemas.events import EventKind, EvictionMode, ObjectEvent
@@ -88,7 +89,14 @@ class StreamRecord:
 
 
 def proxy_ref(
-    event: ObjectEvent, *, topic: str, partition: int, offset: int, bootstrap: str | None, group: str | None
+    event: ObjectEvent,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    bootstrap: str | None,
+    group: str | None,
+    trace: str | None = None,
 ) -> ProxyRef:
     """The reference a proxy of an OBJECT event resolves from.
 
@@ -99,6 +107,7 @@ def proxy_ref(
         offset: Its offset.
         bootstrap: The cluster it came from (a resolving process uses only clusters it trusts).
         group: The consumer group that hands it out (on-resolve eviction); unused for inline objects.
+        trace: The receive span's trace context (`freight.tracing`), carried to where it is resolved.
 
     Returns:
         The `ProxyRef`.
@@ -119,6 +128,7 @@ def proxy_ref(
             eviction=obj.eviction,
             bootstrap=bootstrap,
             group=group,
+            trace=trace,
         )
     inline = event.inline
     if inline is None:
@@ -136,6 +146,7 @@ def proxy_ref(
         eviction=EvictionMode.WATERMARK,
         inline=inline.data,
         bootstrap=bootstrap,
+        trace=trace,
     )
 
 
@@ -201,7 +212,11 @@ class RecordDecoder:
             if value is None:
                 raise EventDecodeError(f"record at {topic}[{partition}]@{offset} has no value (a tombstone)")
             event = self.serde.decode(topic, value)
-            record = self._record(event, topic, partition, offset, msg.timestamp()[1])
+            tracer = tracing.TRACER
+            trace = None
+            if tracer is not None and event.kind is not EventKind.END_OF_STREAM:
+                trace = tracing.receive_span(tracer, topic, partition, offset, msg.headers())
+            record = self._record(event, topic, partition, offset, msg.timestamp()[1], trace)
         except EventDecodeError as exc:
             self._bad(msg, topic, partition, offset, exc)
             return None
@@ -209,7 +224,9 @@ class RecordDecoder:
         self._count(topic, 0)
         return record
 
-    def _record(self, event: ObjectEvent, topic: str, partition: int, offset: int, ts: int) -> StreamRecord:
+    def _record(
+        self, event: ObjectEvent, topic: str, partition: int, offset: int, ts: int, trace: str | None
+    ) -> StreamRecord:
         if event.kind is EventKind.END_OF_STREAM:
             self.stats.end_of_streams += 1
             return StreamRecord(event, None, topic, partition, offset, ts)
@@ -220,6 +237,7 @@ class RecordDecoder:
             offset=offset,
             bootstrap=self._bootstrap,
             group=self.group_id,
+            trace=trace,
         )
         self.stats.objects += 1
         return StreamRecord(event, Proxy(ref), topic, partition, offset, ts)

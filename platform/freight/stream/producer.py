@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from freight import tracing
 from freight.config import FreightSettings, resolve_settings
 from freight.connectors.keys import safe_key_part
 from freight.errors import ConfigError, DeliveryError
@@ -173,6 +174,7 @@ class StreamProducer:
         self._closed = False
         for store in self.stores.values():
             default_resolver().register(store, settings=self.settings)
+        tracing.instrument_from_settings(self.settings.tracing)
         conf = producer_config(self.settings, dict(kafka_config or {}))
         self._delivery_settings: dict[str, str] = {
             k: str(conf[k])
@@ -395,6 +397,22 @@ class StreamProducer:
         mode: EvictionMode,
         serializer: str | None = None,
     ) -> SendResult:
+        tracer = tracing.TRACER
+        if tracer is None:
+            return self._place_and_produce(topic, stream, obj, meta, mode, serializer, None)
+        with tracing.publish_span(tracer, topic, stream) as headers:
+            return self._place_and_produce(topic, stream, obj, meta, mode, serializer, headers)
+
+    def _place_and_produce(
+        self,
+        topic: str,
+        stream: str,
+        obj: Any,
+        meta: dict[str, str],
+        mode: EvictionMode,
+        serializer: str | None,
+        headers: tracing.Headers | None,
+    ) -> SendResult:
         if topic not in self._ready_topics:
             self._ensure_topic(topic)
         store = self.store_for(topic)
@@ -427,12 +445,12 @@ class StreamProducer:
                 descriptor=placed.descriptor,
                 metadata=meta,
             )
-            return self._produce(topic, event, None, None)
+            return self._produce(topic, event, None, None, headers)
         assert store is not None
         self.stats.bulk_bytes += placed.size
         self._counts(topic)[1] += placed.size
         event = self._stored_event(stream, sequence, store, placed, mode, meta)
-        return self._produce(topic, event, store, placed.key)
+        return self._produce(topic, event, store, placed.key, headers)
 
     def _claim_key(self, topic: str, store: Store) -> str:
         """A key for an object the store is about to write (its config is published first, once)."""
@@ -509,7 +527,14 @@ class StreamProducer:
                 log.info("created topic %s with %d partition(s)", topic, self._create_partitions)
         self._ready_topics.add(topic)
 
-    def _produce(self, topic: str, event: ObjectEvent, store: Store | None, key: str | None) -> SendResult:
+    def _produce(
+        self,
+        topic: str,
+        event: ObjectEvent,
+        store: Store | None,
+        key: str | None,
+        headers: tracing.Headers | None = None,
+    ) -> SendResult:
         result = SendResult(self, topic)
         if key is not None:
             result._store, result._key = store, key
@@ -517,7 +542,12 @@ class StreamProducer:
         try:
             value = self.serde.encode(topic, event)
             produce_when_room(
-                self._producer, topic, value, key=event.stream.encode(), on_delivery=result._delivered
+                self._producer,
+                topic,
+                value,
+                key=event.stream.encode(),
+                on_delivery=result._delivered,
+                headers=headers,
             )
         except BaseException as exc:
             # Nothing was handed to Kafka: the stored object would be an orphan, delete it now.

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from freight import tracing
 from freight.errors import ObjectEvictedError, ObjectNotFoundError
 from freight.schemas.events import ArrayDescriptor, EvictionMode
 
@@ -44,6 +45,7 @@ class ProxyRef:
     # for that cluster or allows it (freight.stores.resolver); the registry is always the process's own.
     bootstrap: str | None = None
     group: str | None = None  # the consumer group that handed it out (on-resolve: see stream/onresolve.py)
+    trace: str | None = None  # W3C traceparent of the receive span when tracing is on (freight.tracing)
 
     def where(self) -> str:
         """The event's coordinates for messages: "topic 't' partition 0 offset 5"."""
@@ -83,6 +85,17 @@ class _MissingObjectError(ObjectEvictedError):
 
 def _resolve_ref(ref: ProxyRef) -> Any:
     """Fetch and deserialize the object of `ref` (honouring ON_RESOLVE eviction)."""
+    tracer = tracing.TRACER
+    if tracer is None and not tracing.ENV_CHECKED:
+        tracing.instrument_from_environment()
+        tracer = tracing.TRACER
+    if tracer is not None:
+        with tracing.resolve_span(tracer, ref.trace, ref.store, ref.key):
+            return _fetch(ref)
+    return _fetch(ref)
+
+
+def _fetch(ref: ProxyRef) -> Any:
     from freight.stores.resolver import default_resolver
 
     if ref.inline is not None:
