@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 SCENARIOS = {"small", "bulk", "latency", "replay", "fanout", "scaling"}
 MEASUREMENT_KEYS = {
@@ -40,6 +43,7 @@ def test_bench_suite_writes_results_json_and_plots(
     kafka_bootstrap: str, registry_url: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "results"
+    before = set(httpx.get(f"{registry_url}/subjects", timeout=10).json())
     env = {**os.environ, "FREIGHT_BENCH_TINY": "1"}
     done = subprocess.run(
         [
@@ -53,6 +57,9 @@ def test_bench_suite_writes_results_json_and_plots(
         env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    # The run removed the registry subjects of the topics it created (as it removed the topics).
+    left = {s for s in httpx.get(f"{registry_url}/subjects", timeout=10).json() if s.startswith("bench-")}
+    assert left <= before, sorted(left - before)
 
     # The table: one per scenario, with the ratios column and the run's machine.
     for title in ("small objects (128 B) end to end", "replay", "fan-out", "scaling", "latency"):
@@ -77,6 +84,8 @@ def test_bench_suite_writes_results_json_and_plots(
 
     table = (out / "results.md").read_text()
     assert "| scenario | subject | median |" in table and "Setup of each scenario" in table
+    # A tiny run is a smoke run: marked as one, and no ratio is bolded (claimed).
+    assert table.startswith("**Smoke run") and not re.search(r"\*\*[0-9.,]+x\*\*", table)
 
     assert set(doc["plots"]) == SCENARIOS | {"summary"}
     for name in doc["plots"].values():

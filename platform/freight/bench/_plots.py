@@ -1,7 +1,9 @@
 """PNG plots of a `freight bench` run (matplotlib, Agg backend: no display needed).
 
 One figure per scenario (`<scenario>.png`) and all of them on one page (`summary.png`). Bars and points
-are medians; the error bars span min to max over the repetitions.
+are medians; the whiskers span min to max over the repetitions, and every chart says so. Bars always start
+at zero on a linear axis (a log axis makes bar lengths meaningless). A `--quick` or `--tiny` run is a smoke
+run: its charts say so in red across the top, so a figure from one is never mistaken for a measurement.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def _errors(rows: list[Row]) -> list[list[float]]:
     return [[r["median"] - r["minimum"] for r in rows], [r["maximum"] - r["median"] for r in rows]]
 
 
-def _bars(ax: Any, sc: dict[str, Any], *, log: bool = False) -> None:
+def _smoke(doc: dict[str, Any]) -> bool:
+    """Whether the run was a smoke run (`--quick`, `--tiny`), not a measurement."""
+    return str(doc.get("options", {}).get("mode", "full")) != "full"
+
+
+def _bars(ax: Any, sc: dict[str, Any]) -> None:
     rows = _shown(sc["results"])
     names = [r["subject"] for r in rows]
     ax.bar(
@@ -42,8 +49,9 @@ def _bars(ax: Any, sc: dict[str, Any], *, log: bool = False) -> None:
         capsize=4,
     )
     ax.set_xticks(range(len(rows)), names, rotation=15, ha="right", fontsize=8)
-    if log:
-        ax.set_yscale("log")
+    for i, r in enumerate(rows):  # small bars next to large ones stay readable without a log axis
+        ax.annotate(f"{r['median']:,.3g}", (i, r["median"]), ha="center", va="bottom", fontsize=6)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel(sc["unit"])
 
 
@@ -97,9 +105,7 @@ def _size_of(row: Row) -> str:
 
 
 def _draw(name: str, ax: Any, sc: dict[str, Any], cpus: int) -> None:
-    if name == "small":
-        _bars(ax, sc, log=True)
-    elif name == "bulk":
+    if name == "bulk":
         _grouped(ax, sc, _size_of, lambda r: r["subject"].rsplit(" ", 2)[0])
     elif name == "latency":
         _grouped(ax, sc, lambda r: r["subject"].split()[-1], lambda r: r["subject"].split()[0])
@@ -111,6 +117,16 @@ def _draw(name: str, ax: Any, sc: dict[str, Any], cpus: int) -> None:
         _bars(ax, sc)
     ax.set_title(sc["title"], fontsize=9)
     ax.grid(axis="y", alpha=0.3)
+    ax.text(
+        0.99,
+        0.99,
+        "median; whiskers: min-max",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=6,
+        color="gray",
+    )
 
 
 def write_plots(doc: dict[str, Any], out_dir: Path) -> dict[str, Path]:
@@ -125,14 +141,19 @@ def write_plots(doc: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         f"{doc['command']} - {m['cpus']} cores, {m['memory_gib']} GiB - load {m['load_average_start'][0]} to "
         f"{m['load_average_end'][0]} - {doc['started_at']}"
     )
+    smoke = _smoke(doc)
+    if smoke:
+        footer = f"SMOKE RUN ({doc['command']}): not a measurement - " + footer
     paths: dict[str, Path] = {}
     scenarios = doc["scenarios"]
     cpus = int(m.get("cpus") or 1)
     for name, sc in scenarios.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         _draw(name, ax, sc, cpus)
-        fig.text(0.01, 0.005, footer, fontsize=6, color="gray")
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.text(0.01, 0.005, footer, fontsize=6, color="red" if smoke else "gray")
+        if smoke:
+            _smoke_banner(fig)
+        fig.tight_layout(rect=(0, 0.03, 1, 0.95 if smoke else 1))
         paths[name] = out_dir / f"{name}.png"
         fig.savefig(paths[name], dpi=110)
         plt.close(fig)
@@ -148,9 +169,24 @@ def write_plots(doc: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         fig.suptitle(
             "freight bench: Freight vs raw confluent-kafka vs ProxyStore 1.1.0, same broker, same run"
         )
-        fig.text(0.01, 0.005, footer, fontsize=7, color="gray")
-        fig.tight_layout(rect=(0, 0.02, 1, 0.97))
+        fig.text(0.01, 0.005, footer, fontsize=7, color="red" if smoke else "gray")
+        if smoke:
+            _smoke_banner(fig)
+        fig.tight_layout(rect=(0, 0.02, 1, 0.93 if smoke else 0.97))
         paths["summary"] = out_dir / "summary.png"
         fig.savefig(paths["summary"], dpi=100)
         plt.close(fig)
     return paths
+
+
+def _smoke_banner(fig: Any) -> None:
+    fig.text(
+        0.5,
+        0.995,
+        "SMOKE RUN (--quick / --tiny): too few repetitions to compare; no ratio is claimed",
+        ha="center",
+        va="top",
+        fontsize=8,
+        color="red",
+        weight="bold",
+    )

@@ -14,7 +14,7 @@ import queue
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -85,10 +85,11 @@ def new_topic(settings: FreightSettings, prefix: str, partitions: int = 1) -> st
 
 
 def drop_topics(settings: FreightSettings, *topics: str) -> None:
-    """Delete benchmark topics and remove their stores (`bench-<topic>`) from the store catalog.
+    """Delete benchmark topics, their registry subjects, and their stores (`bench-<topic>`) in the catalog.
 
     Best effort: a leftover is only clutter. A catalog entry is removed by a tombstone (compaction keeps
-    none of it), so `freight status` does not list the stores of finished runs.
+    none of it), so `freight status` does not list the stores of finished runs; each topic's value subject
+    (`<topic>-value`) is deleted soft, then for good, so `freight schemas list` does not fill up with runs.
     """
     from confluent_kafka import KafkaException, Producer
 
@@ -104,6 +105,21 @@ def drop_topics(settings: FreightSettings, *topics: str) -> None:
             for topic in topics:
                 producer.produce(STORES_TOPIC, key=f"bench-{topic}".encode(), value=None)
             producer.flush(10)
+    _drop_subjects(settings, topics)
+
+
+def _drop_subjects(settings: FreightSettings, topics: Iterable[str]) -> None:
+    from freight.registry.client import RegistryClient
+    from freight.schemas.serde import subject_for
+
+    with contextlib.suppress(FreightError), RegistryClient.from_settings(settings) as client:
+        existing = set(client.subjects(prefix="bench"))
+        for topic in topics:
+            subject = subject_for(topic)
+            if subject in existing:
+                with contextlib.suppress(FreightError):
+                    client.delete(subject)
+                    client.delete(subject, permanent=True)
 
 
 def streams_for_partitions(partitions: int, per_partition: int) -> list[str]:

@@ -242,7 +242,17 @@ def _ranges_apart(row: dict[str, Any], base: dict[str, Any] | None) -> bool:
 def markdown(doc: dict[str, Any]) -> str:
     """The run as Markdown (the README's Benchmarks table): one table, then each scenario's setup."""
     m = doc["machine"]
+    smoke = doc["options"].get("mode", "full") != "full"
     lines = [
+        *(
+            [
+                f"**Smoke run (`{doc['command']}`): too few repetitions and objects to compare; no ratio "
+                "below is claimed or bolded. Use `freight bench` (full) for figures.**",
+                "",
+            ]
+            if smoke
+            else []
+        ),
         f"`{doc['command']}` on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
         f"confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}), "
         f"ProxyStore {m['proxystore']}; "
@@ -257,7 +267,7 @@ def markdown(doc: dict[str, Any]) -> str:
         by_subject = {r["subject"]: r for r in sc["results"]}
         for r in sc["results"]:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-            if ratio and _ranges_apart(r, by_subject.get(r["baseline"])):
+            if ratio and not smoke and _ranges_apart(r, by_subject.get(r["baseline"])):
                 ratio = f"**{ratio}**"  # only a difference the min-max ranges do not blur
             spread = f"{_num(r['minimum'])} - {_num(r['maximum'])}"
             lines.append(
