@@ -58,6 +58,12 @@ lint: install
 bench: install
 	$(BIN)/freight bench
 
+# Optional: the event codec compiled with mypyc (schemas/native_build.py; the pure-Python codec runs without
+# it, and whenever fastcodec.py changed since the build). About 20 s.
+.PHONY: native
+native: install
+	$(BIN)/python -m freight.schemas.native_build
+
 dev-up: install
 	$(BIN)/freight dev up
 

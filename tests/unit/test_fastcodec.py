@@ -4,7 +4,9 @@ with ValueError/IndexError only (which EventSerde turns into EventDecodeError)."
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+from typing import Any
 
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -96,3 +98,85 @@ def test_truncated_or_extended_bodies_are_rejected(event: ObjectEvent, data: st.
         decode_event(body[:cut], 0)
     with pytest.raises(TrailingBytesError):
         decode_event(body + b"\x00", 0)
+
+
+# The compiled codec (`make native`) --------------------------------------------------------------------
+
+
+def test_compiled_codec_is_used_only_when_built_from_this_very_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A compiled module whose stamp differs from fastcodec.py's source (an edit since `make native`) is
+    ignored, as is any module when FREIGHT_PURE_PYTHON is set; one built from this source is used."""
+    import sys
+    import types
+    from pathlib import Path
+
+    from freight.schemas import fastcodec
+
+    own = fastcodec.source_digest(Path(fastcodec.__file__).read_text(encoding="utf-8"))
+    fake = types.ModuleType("freight.schemas._fastcodec_native")
+    monkeypatch.setitem(sys.modules, "freight.schemas._fastcodec_native", fake)
+    monkeypatch.delenv("FREIGHT_PURE_PYTHON", raising=False)
+    fake.SOURCE_SHA256 = "0" * 64  # type: ignore[attr-defined]
+    assert fastcodec._load_native() is None
+    fake.SOURCE_SHA256 = own  # type: ignore[attr-defined]
+    assert fastcodec._load_native() is fake
+    monkeypatch.setenv("FREIGHT_PURE_PYTHON", "1")
+    assert fastcodec._load_native() is None
+    # The stamp covers only the compiled part: the loader below the marker may change without a rebuild.
+    text = Path(fastcodec.__file__).read_text(encoding="utf-8")
+    assert fastcodec.source_digest(text + "\n# a comment below the marker\n") == own
+    assert fastcodec.source_digest("# a change above\n" + text) != own
+
+
+@functools.cache
+def _pure_codec() -> Any:
+    """fastcodec.py loaded again as a separate module, with the compiled codec disabled."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    from freight.schemas import fastcodec
+
+    spec = importlib.util.spec_from_file_location("_pure_fastcodec", Path(fastcodec.__file__))
+    assert spec is not None and spec.loader is not None
+    pure = importlib.util.module_from_spec(spec)
+    os.environ["FREIGHT_PURE_PYTHON"] = "1"
+    try:
+        spec.loader.exec_module(pure)
+    finally:
+        del os.environ["FREIGHT_PURE_PYTHON"]
+    assert pure.NATIVE is None
+    return pure
+
+
+@settings(max_examples=300, deadline=None)
+@given(events())
+def test_compiled_and_pure_codecs_agree_byte_for_byte(event: ObjectEvent) -> None:
+    """Where `make native` was run, the compiled codec writes and reads exactly what the pure one does."""
+    from freight.schemas import fastcodec
+
+    if fastcodec.NATIVE is None:
+        pytest.skip("the compiled codec is not built here (make native)")
+    pure = _pure_codec()
+    data = fastcodec.encode_event(event, b"\x00\x00\x00\x00\x01")
+    assert data == pure.encode_event(event, b"\x00\x00\x00\x00\x01")
+    assert fastcodec.decode_event(data, 5) == pure.decode_event(data, 5)
+    with pytest.raises(TrailingBytesError):
+        fastcodec.decode_event(data + b"\x00", 5)
+
+
+def test_event_serde_decodes_any_bytes_like_value() -> None:
+    """EventSerde hands the codec bytes, whatever buffer type it was given (the compiled codec takes
+    exactly bytes), so a bytearray value decodes as before."""
+    from freight.schemas.serde import EventSerde
+
+    serde = EventSerde.__new__(EventSerde)
+    serde.fast = True
+    serde._v1_ids = {1}
+    serde._writer_schemas = {}
+    event = ObjectEvent("s", 3, "p", EventKind.OBJECT, None, InlinePayload(b"abc", "bytes"), None, {}, 9)
+    data = encode_event(event, b"\x00\x00\x00\x00\x01")
+    assert serde.decode("t", data) == event
+    assert serde.decode("t", bytearray(data)) == event  # type: ignore[arg-type]

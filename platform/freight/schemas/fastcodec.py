@@ -13,6 +13,9 @@ branch index + value; enum = int index; map/array = one block (long count, items
 
 from __future__ import annotations
 
+from typing import Any
+
+from freight.schemas._codec_errors import TrailingBytesError
 from freight.schemas.events import (
     ArrayDescriptor,
     EventKind,
@@ -100,10 +103,6 @@ def encode_event(event: ObjectEvent, prefix: bytes = b"") -> bytes:
     _string(out, event.producer_id)
     _long(out, event.created_at)
     return bytes(out)
-
-
-class TrailingBytesError(ValueError):
-    """The record decoded but bytes are left over: corrupt, or written with another schema."""
 
 
 def _long_at(data: bytes, pos: int) -> tuple[int, int]:
@@ -218,3 +217,41 @@ def decode_event(data: bytes, pos: int) -> ObjectEvent:
     if pos != len(data):
         raise TrailingBytesError(f"{len(data) - pos} bytes")
     return ObjectEvent(stream, sequence, producer_id, _KINDS[k], ref, inline, desc, metadata, created_at)
+
+
+# --- native: the code above this line is also compiled by `make native` (mypyc) ---------------------------
+# `make native` compiles the source above into the extension module `_fastcodec_native` (4x faster decoding,
+# 1.6x faster encoding, docs/benchmarks.md), stamped with the SHA-256 of that source. It replaces the pure
+# functions only while the stamp matches this file, so an edit here can never run stale compiled code;
+# without a compiler, or with FREIGHT_PURE_PYTHON=1, the pure-Python code above runs.
+NATIVE_MARKER = "# --- native: the code above this line"
+
+
+def source_digest(text: str) -> str:
+    """SHA-256 of the part of this module's source that `make native` compiles."""
+    import hashlib
+
+    return hashlib.sha256(text.split(NATIVE_MARKER, 1)[0].encode()).hexdigest()
+
+
+def _load_native() -> Any:
+    """The compiled module when it is built from exactly this source (and not disabled), else None."""
+    import importlib
+    import os
+    from pathlib import Path
+
+    if os.environ.get("FREIGHT_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        native = importlib.import_module("freight.schemas._fastcodec_native")
+        own = source_digest(Path(__file__).read_text(encoding="utf-8"))
+    except (ImportError, OSError):
+        return None
+    return native if getattr(native, "SOURCE_SHA256", None) == own else None
+
+
+NATIVE = _load_native()
+if NATIVE is not None:  # the compiled twins of the two functions above replace them
+    globals().update(encode_event=NATIVE.encode_event, decode_event=NATIVE.decode_event)
+
+__all__ = ["NATIVE", "TrailingBytesError", "decode_event", "encode_event", "source_digest"]

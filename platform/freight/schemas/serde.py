@@ -210,7 +210,8 @@ class EventSerde:
                 self._load_writer_schema(topic, schema_id)
             if schema_id in self._v1_ids:
                 try:
-                    return decode_event(data, HEADER_SIZE)
+                    # bytes exactly: the compiled codec (`make native`) takes no other buffer type
+                    return decode_event(data if type(data) is bytes else bytes(data), HEADER_SIZE)
                 except TrailingBytesError as exc:
                     raise EventDecodeError(
                         f"a record from topic {topic!r} (schema id {schema_id}) has {exc} after its Avro "
