@@ -12,6 +12,7 @@ STAGES = (
     "serialize",
     "checksum",
     "write",
+    "write (one call)",
     "put",
     "produce (512 B event)",
     "fetch (512 B event)",

@@ -5,7 +5,11 @@ repetitions with min and max, and the load average. The stages, in the order an 
 
 - serialize: the array to buffers (`Store.serialize`; a view, no copy);
 - checksum: xxh3_64 of the payload (what `Store.put` computes on another core while it writes);
-- write: the header and payload written to a new file (`FileConnector.put`, one temporary file + rename);
+- write: the header and payload written to a new file (`FileConnector.put`, one temporary file + rename,
+  256 KiB per write call);
+- write (one call): the same bytes to a new file with one `write` call, as the file connector did before
+  issue 19 and as numpy's `tofile` does (the kernel then allocates its largest page-cache folios, which on a
+  virtual machine that hands freed memory back to its host are several times slower to get when fresh);
 - put: the whole `Store.put` (serialize + checksum overlapped with write), to compare with the parts;
 - produce: one event-sized record (512 B) produced and acknowledged by the broker (raw confluent-kafka);
 - fetch: that record polled by a consumer that was already assigned;
@@ -29,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -87,6 +91,19 @@ class _KafkaRoundTrip:
         drop_topics(self.settings, self.topic)
 
 
+def _write_one_call(path: Path, header: bytes, array: Any) -> None:
+    """Header and payload to a new file, the payload with one `write` call (the pre-issue-19 way)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, header)
+        view = memoryview(array).cast("B")
+        pos = 0
+        while pos < view.nbytes:
+            pos += os.write(fd, view[pos:])
+    finally:
+        os.close(fd)
+
+
 def _profile_size(
     root: Path, size: int, repetitions: int, kafka: _KafkaRoundTrip | None, tick: Callable[[str], None]
 ) -> dict[str, list[float]]:
@@ -115,6 +132,7 @@ def _profile_size(
         header = encode_header(ser.serializer, ser.nbytes, digest, ser.descriptor)
         key = f"w{rep}"
         add("write", _ms(lambda: connector.put(key, [header, *ser.buffers])))  # noqa: B023
+        add("write (one call)", _ms(lambda: _write_one_call(root / f"one{rep}.bin", header, array)))  # noqa: B023
         t0 = time.perf_counter()
         stored = store.put(array)
         add("put", (time.perf_counter() - t0) * 1e3)
