@@ -113,7 +113,7 @@ def _schema_value(entry_subject: str, version: int, content: SchemaContent, dele
     )
 
 
-def _read_only(subject: str) -> errors.RegistryHTTPError:
+def _read_only(subject: str) -> errors.RegistryError:
     return errors.operation_not_permitted(f"Subject {subject} is in read-only mode; change it with PUT /mode")
 
 

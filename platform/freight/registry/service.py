@@ -8,7 +8,8 @@ URL, and reads up to that record, which makes its state complete. Plans are comp
 state, so ids and versions are never given twice; a plan whose commit is fenced is recomputed after taking
 over again.
 
-Every operation raises `RegistryHTTPError` with Confluent's status and error code for a bad request.
+Every operation raises `RegistryError` naming the `Problem` for a bad request (the API maps it to
+Confluent's status and error code).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from freight.config import FreightSettings
 from freight.registry import errors
 from freight.registry.compat import CompatibilityLevel, check
 from freight.registry.errors import (
-    RegistryHTTPError,
+    Problem,
+    RegistryError,
     StoreUnavailableError,
     WriteAbortedError,
     WriterFencedError,
@@ -201,7 +203,7 @@ class RegistryService:
                 return None
             try:
                 parsed = self.planner.parse_request(state, body)
-            except RegistryHTTPError:
+            except RegistryError:
                 return None
             return self.planner.existing_version(state, subject, parsed)
 
@@ -224,8 +226,8 @@ class RegistryService:
                 targets = [] if target is None else [target]
             try:
                 parsed = self.planner.parse_request(state, body)
-            except RegistryHTTPError as exc:
-                if verbose and exc.error_code == 42201:
+            except RegistryError as exc:
+                if verbose and exc.problem is Problem.INVALID_SCHEMA:
                     return {"is_compatible": False, "messages": [exc.message]}
                 raise
             level = state.effective_config(subject)

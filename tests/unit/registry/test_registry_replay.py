@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.registry_cases import CANDIDATES, HISTORY, LEVELS
 
+from freight.registry.api.http import STATUS
 from freight.registry.compat import CompatibilityLevel
-from freight.registry.errors import RegistryHTTPError
+from freight.registry.errors import RegistryError
 from freight.registry.models import RegisterSchemaRequest
 from freight.registry.planner import Planner
 from freight.registry.records import Record, decode_record
@@ -87,8 +88,8 @@ def test_any_history_replays_to_the_same_state_compacted_or_not(
     for op in ops:
         try:
             records = plan(planner, state, op)
-        except RegistryHTTPError as exc:
-            assert 400 <= exc.status < 500, exc.message
+        except RegistryError as exc:
+            assert 400 <= STATUS[exc.problem][0] < 500, exc.message
             continue
         for record in records:
             state.apply(record)
