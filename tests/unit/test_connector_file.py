@@ -188,10 +188,10 @@ def test_large_objects_are_verified_while_they_move(
 ) -> None:
     """Above 4 MiB the checksum is computed during the write (header written last); reads hash on a worker
     thread above a threshold (lowered here so that a 6 MiB object takes that path)."""
-    from freight.stores import _streaming
+    from freight.stores import overlapped_hashing
 
     if hash_while_reading:
-        monkeypatch.setattr(_streaming, "VERIFY_WHILE_READING_MIN", 1 << 20)
+        monkeypatch.setattr(overlapped_hashing, "VERIFY_WHILE_READING_MIN", 1 << 20)
     big = np.random.default_rng(7).standard_normal(6 << 17)  # 6 MiB
     ref = store.put(big, key="big")
     assert ref.checksum == f"xxh3_64:{xxhash.xxh3_64_hexdigest(big.tobytes())}"

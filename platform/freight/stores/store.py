@@ -33,10 +33,10 @@ from freight.connectors.protocol import (
 from freight.errors import ConfigError, IntegrityError, ObjectNotFoundError, SerializationError
 from freight.schemas.events import ArrayDescriptor
 from freight.stores import checksums
-from freight.stores._streaming import STREAM_MIN, ReadVerifier, hash_later
 from freight.stores.config import StoreConfig, check_store_name
 from freight.stores.factory import build_connector
 from freight.stores.framing import MAGIC, Frame, check_size, decode_header, encode_header, payload_view
+from freight.stores.overlapped_hashing import STREAM_MIN, ReadVerifier, hash_later
 from freight.stores.serializers import SerializedObject, SerializerRegistry
 
 LOG = logging.getLogger("freight.stores")
