@@ -85,7 +85,8 @@ def test_groups_describe_shows_lag_and_reset_offsets_replays(
         kafka_bootstrap, "groups", "reset-offsets", "-g", group_id, "-t", topic, "--to-earliest", "--json"
     )
     plan = json.loads(dry.stdout)
-    assert plan["executed"] is False and plan["partitions"] == [{"partition": 0, "current": 6, "new": 0}]
+    assert plan["executed"] is False and plan["topic"] == topic
+    assert plan["partitions"] == [{"topic": topic, "partition": 0, "current": 6, "new": 0}]
     assert KafkaAdmin(settings).committed(group_id, topic) == {(topic, 0): 6}  # a dry run changes nothing
 
     by_time = freight(

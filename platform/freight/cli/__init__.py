@@ -48,7 +48,7 @@ def _root(
     """Freight: stream large objects through Kafka."""
 
 
-_SKIP = {"output", "common", "record_format", "raw_records"}
+_SKIP = {"output", "common", "record_format", "raw_records", "offset_reset"}
 _mounted = False
 
 

@@ -1,11 +1,14 @@
-"""`freight groups list | describe | reset-offsets`, like Kafka's kafka-consumer-groups tool."""
+"""`freight groups list | describe | delete | reset-offsets`, like Kafka's kafka-consumer-groups tool."""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from freight.cli.common import Bootstrap, Json, settings_from
 from freight.errors import ConfigError
@@ -35,27 +38,43 @@ def describe(
     bootstrap: Bootstrap = None,
     json_: Json = False,
 ) -> None:
-    """Committed offset, high watermark and lag per partition of each topic the group committed on."""
+    """Members with their assignment (consumer id, host, client id), then committed offset, high watermark,
+    lag and owner per partition of each topic the group committed on."""
     from freight.kafka import KafkaAdmin
 
     admin = KafkaAdmin(settings_from(bootstrap))
-    state, members = admin.group_state(group)
+    desc = admin.describe_group(group)
+    state, members = desc.state, len(desc.members)
     committed = admin.committed(group)
     if state.upper() == "DEAD" and not members and not committed:
         raise ConfigError(
             f"no consumer group named {group!r} (no members, no committed offsets): "
             "`freight groups list` shows the groups"
         )
-    topics = sorted({t for t, _ in committed} | ({topic} if topic else set()))
+    topics = sorted({t for t, _ in committed} | {t for m in desc.members for t, _ in m.assignment})
     if topic:
         topics = [topic]
     parts = [p for t in topics for p in admin.group_offsets(group, t)]
+
+    def owner(t: str, p: int) -> str | None:
+        m = desc.owner(t, p)
+        return None if m is None else m.consumer_id
+
     if json_:
         print_json(
             {
                 "group": group,
                 "state": state,
                 "members": members,
+                "consumers": [
+                    {
+                        "consumer_id": m.consumer_id,
+                        "host": m.host,
+                        "client_id": m.client_id,
+                        "assignment": [{"topic": t, "partition": p} for t, p in m.assignment],
+                    }
+                    for m in desc.members
+                ],
                 "partitions": [
                     {
                         "topic": p.topic,
@@ -64,6 +83,7 @@ def describe(
                         "low": p.low,
                         "high": p.high,
                         "lag": p.lag,
+                        "consumer_id": owner(p.topic, p.partition),
                     }
                     for p in parts
                 ],
@@ -71,12 +91,50 @@ def describe(
             }
         )
         return
+    if desc.members:
+        print_table(
+            f"Members of {group}",
+            ["consumer-id", "host", "client-id", "#partitions", "assignment"],
+            [
+                (m.consumer_id, m.host, m.client_id, len(m.assignment), _assignment_text(m.assignment))
+                for m in desc.members
+            ],
+        )
     print_table(
         f"Group {group} ({state}, {members} member(s))",
-        ["topic", "partition", "committed", "log start", "high watermark", "lag"],
-        [(p.topic, p.partition, p.committed, p.low, p.high, p.lag) for p in parts],
+        ["topic", "partition", "committed", "log start", "high watermark", "lag", "consumer-id"],
+        [
+            (p.topic, p.partition, p.committed, p.low, p.high, p.lag, owner(p.topic, p.partition) or "-")
+            for p in parts
+        ],
         caption=f"total lag {sum(p.lag for p in parts)}",
     )
+
+
+def _assignment_text(assignment: tuple[tuple[str, int], ...]) -> str:
+    """`topic:0,1 other:2` for a member's partitions."""
+    by_topic: dict[str, list[str]] = {}
+    for t, p in assignment:
+        by_topic.setdefault(t, []).append(str(p))
+    return " ".join(f"{t}:{','.join(ps)}" for t, ps in by_topic.items()) or "-"
+
+
+@app.command("delete")
+def delete(
+    groups: Annotated[list[str], typer.Argument(help="The groups to delete (each must have no members).")],
+    bootstrap: Bootstrap = None,
+    json_: Json = False,
+) -> None:
+    """Delete consumer groups and their committed offsets (like kafka-consumer-groups --delete)."""
+    from freight.kafka import KafkaAdmin
+
+    admin = KafkaAdmin(settings_from(bootstrap))
+    for group in groups:
+        admin.delete_group(group)
+        if not json_:
+            console.print(f"group [bold]{escape(group)}[/] deleted")
+    if json_:
+        print_json({"deleted": groups})
 
 
 def _parse_datetime(text: str) -> int:
@@ -94,52 +152,116 @@ def _parse_datetime(text: str) -> int:
 @app.command("reset-offsets")
 def reset_offsets(
     group: Annotated[str, typer.Option("--group", "-g", help="The consumer group (must have no members).")],
-    topic: Annotated[str, typer.Option("--topic", "-t", help="The topic whose offsets to reset.")],
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", "-t", help="The topic whose offsets to reset (repeatable).")
+    ] = None,
+    all_topics: Annotated[
+        bool, typer.Option("--all-topics", help="Every topic the group has committed offsets on.")
+    ] = False,
     to_earliest: Annotated[bool, typer.Option("--to-earliest", help="Reset to the log start.")] = False,
     to_latest: Annotated[bool, typer.Option("--to-latest", help="Reset to the high watermark.")] = False,
     to_offset: Annotated[int | None, typer.Option("--to-offset", help="Reset to this offset.")] = None,
     to_datetime: Annotated[
         str | None, typer.Option("--to-datetime", help="Reset to the first record at/after this ISO time.")
     ] = None,
+    shift_by: Annotated[
+        int | None,
+        typer.Option(
+            "--shift-by",
+            help="Move the committed offset by N (negative: back); never-committed: from log start.",
+        ),
+    ] = None,
+    by_duration: Annotated[
+        str | None,
+        typer.Option(
+            "--by-duration", help="Reset to the first record this long ago (ISO 8601: PT10M, P1DT2H)."
+        ),
+    ] = None,
+    to_current: Annotated[
+        bool, typer.Option("--to-current", help="Keep the committed offsets (e.g. to --export them).")
+    ] = False,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file", help="Reset to the offsets of a topic,partition,offset CSV (as --export writes)."
+        ),
+    ] = None,
     partition: Annotated[
         list[int] | None, typer.Option("--partition", "-p", help="Only these partitions.")
     ] = None,
+    export: Annotated[
+        bool, typer.Option("--export", help="Print the plan as topic,partition,offset CSV (for --from-file).")
+    ] = False,
     execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (default: dry run).")] = False,
     bootstrap: Bootstrap = None,
     json_: Json = False,
 ) -> None:
-    """Plan (and with --execute, apply) new committed offsets for a stopped group."""
-    from freight.stream.replay import plan_reset
+    """Plan (and with --execute, apply) new committed offsets for a stopped group; a dry run by default."""
+    from freight.cli.offset_reset import ResetSpec, parse_duration_ms, plan, plan_csv, read_plan_csv
+    from freight.kafka import KafkaAdmin
 
-    chosen = [to_earliest, to_latest, to_offset is not None, to_datetime is not None]
+    chosen = [
+        to_earliest,
+        to_latest,
+        to_offset is not None,
+        to_datetime is not None,
+        shift_by is not None,
+        by_duration is not None,
+        to_current,
+        from_file is not None,
+    ]
     if sum(chosen) != 1:
-        raise ConfigError("give exactly one of --to-earliest, --to-latest, --to-offset N, --to-datetime ISO")
-    plan = plan_reset(
-        settings_from(bootstrap),
-        group,
-        topic,
+        raise ConfigError(
+            "give exactly one of --to-earliest, --to-latest, --to-offset N, --to-datetime ISO, --shift-by N, "
+            "--by-duration PT.., --to-current, --from-file CSV"
+        )
+    if from_file is not None and (topic or all_topics or partition):
+        raise ConfigError(
+            "--from-file names its topics and partitions; drop --topic / --all-topics / --partition"
+        )
+    if from_file is None and bool(topic) == all_topics:
+        raise ConfigError("give --topic T (repeatable) or --all-topics")
+    if export and json_:
+        raise ConfigError("give either --export (CSV) or --json, not both")
+    spec = ResetSpec(
         to="earliest" if to_earliest else "latest" if to_latest else None,
         offset=to_offset,
         timestamp_ms=_parse_datetime(to_datetime) if to_datetime else None,
-        partitions=partition,
+        shift_by=shift_by,
+        duration_ms=parse_duration_ms(by_duration) if by_duration is not None else None,
+        to_current=to_current,
+        from_file=read_plan_csv(from_file) if from_file is not None else None,
     )
+    admin = KafkaAdmin(settings_from(bootstrap))
+    topics = list(topic or [])
+    if all_topics:
+        topics = sorted({t for t, _ in admin.committed(group)})
+        if not topics:
+            raise ConfigError(f"group {group!r} has no committed offsets; name the topics with --topic")
+    rows = plan(admin, group, topics, partition, spec)
     if execute:
-        plan.apply()
-    rows = [(topic, p, plan.current.get(p), new) for p, new in sorted(plan.targets.items())]
+        admin.alter_group_offsets(group, {(r.topic, r.partition): r.new for r in rows})
+    if export:
+        sys.stdout.write(plan_csv(rows))
+        return
     if json_:
         print_json(
             {
                 "group": group,
-                "topic": topic,
+                "topic": topics[0] if len(topics) == 1 else None,
+                "topics": sorted({r.topic for r in rows}),
                 "executed": execute,
-                "partitions": [{"partition": p, "current": c, "new": n} for _, p, c, n in rows],
+                "partitions": [
+                    {"topic": r.topic, "partition": r.partition, "current": r.current, "new": r.new}
+                    for r in rows
+                ],
             }
         )
         return
     print_table(
         f"Reset offsets of group {group}" + ("" if execute else " (dry run)"),
         ["topic", "partition", "current", "new"],
-        rows,
+        [(r.topic, r.partition, r.current, r.new) for r in rows],
     )
     if not execute:
         console.print("[dim]dry run: add --execute to apply[/]")

@@ -14,13 +14,17 @@ from typing import Any
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
 from confluent_kafka.admin import (
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
     ConfigSource,
+    NewPartitions,
     NewTopic,
     OffsetSpec,
     ResourceType,
@@ -56,6 +60,39 @@ class PartitionOffsets:
         """Records the group has not committed past; a group that never committed lags by all of them."""
         start = self.committed if self.committed is not None and self.committed >= 0 else self.low
         return max(self.high - max(start, self.low), 0)
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One member of a consumer group and the partitions assigned to it (kafka-consumer-groups --members)."""
+
+    consumer_id: str
+    client_id: str
+    host: str
+    assignment: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    """A consumer group's state and its members with their assignments."""
+
+    group: str
+    state: str
+    members: tuple[GroupMember, ...]
+
+    def owner(self, topic: str, partition: int) -> GroupMember | None:
+        """The member that holds `topic`'s `partition`, if one does."""
+        return next((m for m in self.members if (topic, partition) in m.assignment), None)
+
+
+@dataclass(frozen=True)
+class PartitionReplicas:
+    """Leader, replicas and in-sync replicas (broker ids) of one partition, as kafka-topics --describe."""
+
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
 
 
 class KafkaAdmin:
@@ -268,6 +305,113 @@ class KafkaAdmin:
         futures = self._admin.describe_consumer_groups([group], request_timeout=self.timeout)
         desc = self._wait(futures[group], f"describe group {group!r}")
         return str(desc.state.name), len(desc.members)
+
+    def describe_group(self, group: str) -> GroupDescription:
+        """State and members (consumer id, client id, host, assigned partitions) of a consumer group.
+
+        Args:
+            group: the group id.
+
+        Returns:
+            The description (a group the broker does not know is DEAD with no members).
+        """
+        futures = self._admin.describe_consumer_groups([group], request_timeout=self.timeout)
+        desc = self._wait(futures[group], f"describe group {group!r}")
+        members = tuple(
+            GroupMember(
+                consumer_id=str(m.member_id),
+                client_id=str(m.client_id),
+                host=str(m.host).lstrip("/"),
+                assignment=tuple(
+                    sorted(
+                        (tp.topic, tp.partition)
+                        for tp in (m.assignment.topic_partitions if m.assignment is not None else [])
+                    )
+                ),
+            )
+            for m in desc.members
+        )
+        return GroupDescription(group, str(desc.state.name), members)
+
+    def delete_group(self, group: str) -> None:
+        """Delete a consumer group (its committed offsets go too); it must have no active members.
+
+        Raises:
+            ConfigError: the group does not exist, or still has members (the message says what to do).
+        """
+        futures = self._admin.delete_consumer_groups([group], request_timeout=self.timeout)
+        try:
+            futures[group].result(timeout=self.timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            name = err.name() if isinstance(err, KafkaError) else ""
+            if name == "GROUP_ID_NOT_FOUND":
+                raise ConfigError(
+                    f"no consumer group named {group!r}: `freight groups list` shows the groups"
+                ) from exc
+            if name == "NON_EMPTY_GROUP":
+                raise ConfigError(
+                    f"group {group!r} still has active members; stop its consumers before deleting it"
+                ) from exc
+            raise translate_kafka_error(exc, self.bootstrap, f"delete group {group!r}") from exc
+        except TimeoutError as exc:
+            raise broker_unavailable(self.bootstrap, f"timed out deleting group {group!r}") from exc
+
+    def partition_replicas(self, topic: str) -> list[PartitionReplicas]:
+        """Leader, replicas and ISR of every partition of `topic` (from the cluster metadata)."""
+        t = self._metadata(topic).topics.get(topic)
+        if t is None or t.error is not None:
+            raise ConfigError(
+                f"topic {topic!r} does not exist; create it with `freight topics create {topic}`"
+            )
+        return [
+            PartitionReplicas(p.id, p.leader, tuple(p.replicas), tuple(p.isrs))
+            for p in sorted(t.partitions.values(), key=lambda p: p.id)
+        ]
+
+    def add_partitions(self, topic: str, total: int) -> None:
+        """Grow `topic` to `total` partitions (Kafka cannot shrink a topic).
+
+        Raises:
+            ConfigError: `total` is not more than the topic has now.
+        """
+        now = len(self.partitions(topic))
+        if total <= now:
+            raise ConfigError(
+                f"topic {topic!r} has {now} partition(s); --partitions must be more than that "
+                "(Kafka cannot remove partitions)"
+            )
+        futures = self._admin.create_partitions([NewPartitions(topic, total)], request_timeout=self.timeout)
+        self._wait(futures[topic], f"add partitions to {topic!r}")
+        end = time.monotonic() + self.timeout
+        while time.monotonic() < end and len(self.partitions(topic)) < total:
+            time.sleep(0.05)
+
+    def alter_topic_config(self, topic: str, set_: Mapping[str, str], delete: Iterable[str] = ()) -> None:
+        """Set and delete topic-level configs, leaving the others as they are (incremental alter).
+
+        Raises:
+            ConfigError: the topic does not exist, or the broker refuses a key or value (named).
+        """
+        self.partitions(topic)  # a missing topic is a clear error
+        entries = [
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in set_.items()
+        ] + [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE) for k in delete]
+        if not entries:
+            return
+        res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+        futures = self._admin.incremental_alter_configs([res], request_timeout=self.timeout)
+        try:
+            futures[res].result(timeout=self.timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.name() in (
+                "INVALID_CONFIG",
+                "INVALID_REQUEST",
+                "POLICY_VIOLATION",
+            ):
+                raise ConfigError(f"topic {topic!r}: the broker refused the config: {err.str()}") from exc
+            raise translate_kafka_error(exc, self.bootstrap, f"alter configs of {topic!r}") from exc
 
     def committed(self, group: str, topic: str | None = None) -> dict[tuple[str, int], int]:
         """Committed offsets of a group, per (topic, partition); partitions never committed are absent."""
