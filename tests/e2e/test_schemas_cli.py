@@ -117,3 +117,21 @@ def test_dev_status_reports_the_registry_it_started(registry_url: str, dev_state
     (registry,) = [s for s in status(dev_state_dir) if s.name == "registry"]
     assert registry.state == "running", registry.detail
     assert registry.env["FREIGHT_SCHEMA_REGISTRY_URL"] == registry_url
+
+
+def test_json_schemas_from_the_cli(cli: Any, subject: str, tmp_path: Path) -> None:
+    v1 = {"type": "object", "properties": {"id": {"type": "integer"}}, "additionalProperties": False}
+    v2 = {**v1, "properties": {"id": {"type": "integer"}, "note": {"type": "string"}}}
+    (tmp_path / "v1.json").write_text(json.dumps(v1))
+    (tmp_path / "v2.json").write_text(json.dumps(v2))
+    (tmp_path / "bad.json").write_text(json.dumps({**v2, "required": ["note"]}))
+    code, out, err = cli(
+        "schemas", "register", subject, str(tmp_path / "v1.json"), "--type", "json", "--json"
+    )
+    assert code == 0 and js(out)["version"] == 1, err
+    code, out, _ = cli("schemas", "check", subject, str(tmp_path / "v2.json"), "-t", "JSON", "--json")
+    assert code == 0 and js(out)["is_compatible"] is True
+    code, out, _ = cli("schemas", "check", subject, str(tmp_path / "bad.json"), "-t", "JSON", "--json")
+    assert code == 7 and any("note" in m for m in js(out)["messages"])
+    code, out, err = cli("schemas", "register", subject, str(tmp_path / "v2.json"), "--type", "yaml")
+    assert code == 2 and "AVRO and JSON" in err

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from freight.errors import ConfigError
 from freight.output import console, print_json, print_kv, print_table
 
 if TYPE_CHECKING:
@@ -73,6 +74,18 @@ def _references(specs: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+SchemaType = Annotated[
+    str, typer.Option("--type", "-t", metavar="AVRO|JSON", help="The schema's type (default AVRO).")
+]
+
+
+def _type(value: str) -> str:
+    kind = value.strip().upper()
+    if kind not in ("AVRO", "JSON"):
+        raise ConfigError(f"--type {value!r}: the registry serves AVRO and JSON schemas")
+    return kind
+
+
 @app.command("register")
 def register_cmd(
     subject: Annotated[str, typer.Argument(help="Subject, e.g. <topic>-value.")],
@@ -81,12 +94,15 @@ def register_cmd(
         list[str] | None,
         typer.Option("--reference", help="A schema reference name=subject:version (repeatable)."),
     ] = None,
+    schema_type: SchemaType = "AVRO",
     url: Url = None,
     json_: Json = False,
 ) -> None:
     """Register a schema under a subject (an equal schema keeps its id and version)."""
     with _client(url) as client:
-        result = client.register(subject, _schema_text(schema), _references(reference or []))
+        result = client.register(
+            subject, _schema_text(schema), _references(reference or []), _type(schema_type)
+        )
     doc = {"subject": subject, "id": result["id"], "version": result.get("version")}
     if json_:
         print_json(doc)
@@ -184,12 +200,13 @@ def check_cmd(
     version: Annotated[
         str | None, typer.Option(help="Check against this version only (default: as registration would).")
     ] = None,
+    schema_type: SchemaType = "AVRO",
     url: Url = None,
     json_: Json = False,
 ) -> None:
     """Would this schema be accepted? Prints the reasons if not, and exits 7."""
     with _client(url) as client:
-        result = client.check(subject, _schema_text(schema), version)
+        result = client.check(subject, _schema_text(schema), version, _type(schema_type))
         level = client.compatibility(subject)
     doc = {"subject": subject, "version": version, "compatibility": level, **result}
     if json_:

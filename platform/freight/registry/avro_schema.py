@@ -46,13 +46,18 @@ ReferenceResolver = Callable[[str, int], tuple[str, tuple[SchemaReference, ...]]
 
 @dataclass(frozen=True, slots=True)
 class ParsedSchema:
-    """A validated schema: the text served to clients, its canonical form and identity, the parsed object."""
+    """A validated schema: the text served to clients, its canonical form and identity, the parsed object.
+
+    `model` is what the type's compatibility checker works on: an `avro.schema.Schema` for AVRO, a
+    `freight.registry.json_schema.JsonModel` for JSON.
+    """
 
     text: str
     canonical: str
     references: tuple[SchemaReference, ...]
     fingerprint: str
-    avro: avro.schema.Schema
+    model: Any
+    schema_type: str = "AVRO"
 
 
 def fingerprint(schema_type: str, canonical: str, references: Sequence[SchemaReference]) -> str:

@@ -88,9 +88,13 @@ class RegistryClient:
     # ---------------------------------------------------------------------------------------- endpoints
 
     def register(
-        self, subject: str, schema: str, references: list[dict[str, Any]] | None = None
+        self,
+        subject: str,
+        schema: str,
+        references: list[dict[str, Any]] | None = None,
+        schema_type: str = "AVRO",
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"schema": schema, "schemaType": "AVRO"}
+        body: dict[str, Any] = {"schema": schema, "schemaType": schema_type}
         if references:
             body["references"] = references
         result: dict[str, Any] = self.request("POST", f"/subjects/{_seg(subject)}/versions", json=body)
@@ -115,11 +119,14 @@ class RegistryClient:
         result["subjects"] = self.request("GET", f"/schemas/ids/{schema_id}/subjects", deleted=True)
         return result
 
-    def check(self, subject: str, schema: str, version: str | None = None) -> dict[str, Any]:
+    def check(
+        self, subject: str, schema: str, version: str | None = None, schema_type: str = "AVRO"
+    ) -> dict[str, Any]:
         path = f"/compatibility/subjects/{_seg(subject)}/versions"
         if version is not None:
             path += f"/{_seg(version)}"
-        result: dict[str, Any] = self.request("POST", path, json={"schema": schema}, verbose=True)
+        body = {"schema": schema, "schemaType": schema_type}
+        result: dict[str, Any] = self.request("POST", path, json=body, verbose=True)
         return result
 
     def compatibility(self, subject: str | None) -> str:

@@ -1,9 +1,11 @@
-"""Compatibility levels and checks, decided by the Apache `avro` package's reader/writer checker.
+"""Compatibility levels and checks: which pairs of schemas to check, and who decides each pair.
 
-No compatibility rule is written here: a level only says which pairs to check. BACKWARD means the new schema
-(as reader) can read data written with the previous one; FORWARD means the previous schema can read data
-written with the new one; FULL is both. The `_TRANSITIVE` variants check against every live version instead
-of the latest only. The checker's findings become readable messages (`verbose=true` returns them).
+Avro pairs are decided by the Apache `avro` package's reader/writer checker (no Avro rule is written here);
+JSON Schema pairs by `freight.registry.json_compat`. A level only says which pairs to check. BACKWARD
+means the new schema (as reader) can read data written with the previous one; FORWARD means the previous
+schema can read data written with the new one; FULL is both. The `_TRANSITIVE` variants check against every
+live version instead of the latest only. The findings become readable messages (`verbose=true` returns
+them). A subject's schema type cannot change.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
@@ -57,32 +60,57 @@ DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
 
 @dataclass(frozen=True, slots=True)
 class PreviousSchema:
-    """A live version of the subject the new schema is checked against."""
+    """A live version of the subject the new schema is checked against (`schema`: the parsed model)."""
 
     version: int
-    schema: avro.schema.Schema
+    schema: Any
+    schema_type: str = "AVRO"
 
 
 def check(
-    level: CompatibilityLevel, new: avro.schema.Schema, previous: Sequence[PreviousSchema]
+    level: CompatibilityLevel, new: Any, previous: Sequence[PreviousSchema], schema_type: str = "AVRO"
 ) -> list[str]:
-    """Reasons why `new` violates `level` against `previous` (oldest first); empty means compatible."""
+    """Reasons why `new` violates `level` against `previous` (oldest first); empty means compatible.
+
+    Args:
+        level: the subject's compatibility level.
+        new: the new schema's parsed model (`ParsedSchema.model`).
+        previous: the subject's live versions, oldest first.
+        schema_type: the new schema's type ("AVRO" or "JSON").
+
+    Returns:
+        Readable reasons; empty when compatible.
+    """
     if level is CompatibilityLevel.NONE or not previous:
         return []
     targets = previous if level.transitive else previous[-1:]
     messages: list[str] = []
     for prev in targets:
+        if prev.schema_type != schema_type:
+            messages.append(
+                f"version {prev.version} is a {prev.schema_type} schema and the new one a {schema_type} "
+                "schema: a subject's schema type cannot change"
+            )
+            continue
+        pair = _pair if schema_type == "AVRO" else _json_pair
         if level.backward:
-            messages += _pair(
+            messages += pair(
                 new, prev.schema, f"the new schema cannot read data written by version {prev.version}"
             )
         if level.forward:
-            messages += _pair(
+            messages += pair(
                 prev.schema, new, f"version {prev.version} cannot read data written by the new schema"
             )
     if messages:
         messages.append(f"compatibility level: {level.value}")
     return messages
+
+
+def _json_pair(reader: Any, writer: Any, what: str) -> list[str]:
+    from freight.registry.json_compat import incompatibilities
+
+    found = incompatibilities(reader, writer)
+    return [f"{what}: {'; '.join(found)}"] if found else []
 
 
 def _pair(reader: avro.schema.Schema, writer: avro.schema.Schema, what: str) -> list[str]:

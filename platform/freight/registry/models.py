@@ -26,7 +26,7 @@ class RegisterSchemaRequest(_Request):
     """Body of register, lookup and compatibility checks."""
 
     schema_text: str | None = Field(None, alias="schema", description="The schema, as a JSON string.")
-    schema_type: str | None = Field(None, alias="schemaType", description="AVRO (the default).")
+    schema_type: str | None = Field(None, alias="schemaType", description="AVRO (the default) or JSON.")
     references: list[SchemaReferenceModel] | None = None
     id: int | None = Field(None, description="IMPORT mode only: the id to register the schema under.")
     version: int | None = Field(None, description="IMPORT mode only: the version to register.")

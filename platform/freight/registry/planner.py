@@ -23,6 +23,7 @@ from freight.registry.avro_schema import (
     parse_avro,
 )
 from freight.registry.compat import CompatibilityLevel, PreviousSchema, check
+from freight.registry.json_schema import parse_json_schema
 from freight.registry.models import RegisterSchemaRequest
 from freight.registry.records import (
     ConfigValue,
@@ -38,7 +39,7 @@ from freight.registry.state import Mode, RegistryState, SchemaContent, VersionEn
 
 log = logging.getLogger(__name__)
 
-SCHEMA_TYPES = ["AVRO"]
+SCHEMA_TYPES = ["AVRO", "JSON"]
 MAX_INT = 2**31 - 1
 MAX_SUBJECT_LENGTH = 1024
 
@@ -49,6 +50,15 @@ class Plan:
 
     result: Any
     records: list[Record] = field(default_factory=list)
+
+
+def parse_schema(
+    schema_type: str, text: str, refs: Sequence[SchemaReference], resolve: ReferenceResolver
+) -> ParsedSchema:
+    """Parse a schema of `schema_type` (one of SCHEMA_TYPES) or raise InvalidSchemaError."""
+    if schema_type == "JSON":
+        return parse_json_schema(text, refs, resolve)
+    return parse_avro(text, refs, resolve)
 
 
 def parse_version(raw: str) -> int | None:
@@ -143,10 +153,10 @@ class Planner:
         if schema_type not in SCHEMA_TYPES:
             raise errors.invalid_schema(
                 f"schemaType {body.schema_type!r} is not supported; this registry supports "
-                f"{', '.join(SCHEMA_TYPES)} (JSON Schema and Protobuf may follow later)"
+                f"{', '.join(SCHEMA_TYPES)} (Protobuf is not supported yet)"
             )
         if body.schema_text is None or not body.schema_text.strip():
-            raise errors.invalid_schema('the request has no schema; send {"schema": "<Avro schema JSON>"}')
+            raise errors.invalid_schema('the request has no schema; send {"schema": "<schema text>"}')
         size = len(body.schema_text.encode())
         if size > self.max_schema_bytes:
             raise errors.schema_too_large(size, self.max_schema_bytes)
@@ -157,7 +167,7 @@ class Planner:
             if not 1 <= ref.version <= MAX_INT:
                 raise errors.invalid_schema(f"reference {ref.name!r} has invalid version {ref.version}")
         try:
-            return parse_avro(body.schema_text, refs, self.resolver(state))
+            return parse_schema(schema_type, body.schema_text, refs, self.resolver(state))
         except InvalidSchemaError as exc:
             raise errors.invalid_schema(str(exc)) from None
 
@@ -170,7 +180,7 @@ class Planner:
         if cached is not None and cached.fingerprint == content.fingerprint:
             return cached
         try:
-            parsed = parse_avro(content.text, content.references, self.resolver(state))
+            parsed = parse_schema(content.schema_type, content.text, content.references, self.resolver(state))
         except InvalidSchemaError as exc:
             log.error("stored schema %d no longer parses: %s", schema_id, exc)
             return None
@@ -182,7 +192,7 @@ class Planner:
         for entry in entries:
             parsed = self.parsed_by_id(state, entry.schema_id)
             if parsed is not None:
-                out.append(PreviousSchema(entry.version, parsed.avro))
+                out.append(PreviousSchema(entry.version, parsed.model, parsed.schema_type))
         return out
 
     @staticmethod
@@ -266,7 +276,9 @@ class Planner:
             schema_id = body.id
         else:
             level = state.effective_config(subject)
-            messages = check(level, parsed.avro, self.previous(state, state.subject_versions(subject)))
+            messages = check(
+                level, parsed.model, self.previous(state, state.subject_versions(subject)), parsed.schema_type
+            )
             if messages:
                 raise errors.incompatible_schema(subject, messages)
             known = state.id_for(parsed.fingerprint)
@@ -274,7 +286,7 @@ class Planner:
         version = self._version(state, subject, body, mode)
         # An id always names the text it was first registered with.
         content = state.content(schema_id) or SchemaContent(
-            schema_id, "AVRO", parsed.text, parsed.references, parsed.fingerprint
+            schema_id, parsed.schema_type, parsed.text, parsed.references, parsed.fingerprint
         )
         records = [
             Record(

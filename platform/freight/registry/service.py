@@ -231,7 +231,7 @@ class RegistryService:
                     return {"is_compatible": False, "messages": [exc.message]}
                 raise
             level = state.effective_config(subject)
-            messages = check(level, parsed.avro, self.planner.previous(state, targets))
+            messages = check(level, parsed.model, self.planner.previous(state, targets), parsed.schema_type)
         result: dict[str, Any] = {"is_compatible": not messages}
         if verbose:
             result["messages"] = messages
