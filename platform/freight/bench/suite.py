@@ -146,6 +146,10 @@ def machine_info() -> dict[str, Any]:
     except Exception:  # the baseline is a dev extra; its absence is reported, not fatal
         info["proxystore"] = None
     info["git_commit"] = _git_commit()
+    from freight.schemas import fastcodec
+
+    # The per-event figures depend on it: `make native` builds the compiled codec (docs/benchmarks.md).
+    info["event_codec"] = "compiled" if fastcodec.NATIVE is not None else "pure Python"
     return info
 
 
@@ -255,7 +259,7 @@ def markdown(doc: dict[str, Any]) -> str:
         ),
         f"`{doc['command']}` on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
         f"confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}), "
-        f"ProxyStore {m['proxystore']}; "
+        f"ProxyStore {m['proxystore']}, event codec {m.get('event_codec', 'pure Python')}; "
         f"load average {m['load_average_start'][0]} at the start, {m['load_average_end'][0]} at the end; "
         f"{doc['options']['repetitions']} repetition(s) per figure; commit {m['git_commit']}, "
         f"{doc['started_at']}.",

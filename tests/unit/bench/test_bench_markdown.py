@@ -40,3 +40,19 @@ def test_smoke_run_is_marked_and_claims_nothing() -> None:
     for mode in ("quick", "tiny"):
         table = markdown(_doc(mode, (200.0, 190.0, 210.0)))
         assert table.startswith("**Smoke run") and "2.00x" in table and "**2.00x**" not in table
+
+
+def test_table_says_which_event_codec_ran() -> None:
+    """Per-event figures differ with the compiled codec (`make native`): the header says which one ran."""
+    doc = _doc("full", (200.0, 190.0, 210.0))
+    assert "event codec pure Python" in markdown(doc)  # results written before the field existed
+    doc["machine"]["event_codec"] = "compiled"
+    assert "event codec compiled" in markdown(doc)
+
+
+def test_machine_info_records_the_event_codec() -> None:
+    from freight.bench.suite import machine_info
+    from freight.schemas import fastcodec
+
+    expected = "compiled" if fastcodec.NATIVE is not None else "pure Python"
+    assert machine_info()["event_codec"] == expected
