@@ -157,11 +157,11 @@ def _crash_producer(args: argparse.Namespace) -> None:
     send(producer, args.topic, args.ok)
     real = producer._produce
 
-    def crash(topic: str, event: Any, store: Any, key: str | None) -> Any:
+    def crash(topic: str, event: Any, store: Any, key: str | None, *rest: Any) -> Any:
         if key is not None:  # the object is in the store; its event is not produced
             print(json.dumps({"orphan": key}), flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
-        return real(topic, event, store, key)
+        return real(topic, event, store, key, *rest)
 
     producer._produce = crash  # type: ignore[method-assign]
     producer.send(args.topic, payload(10_000, 8192), stream="s0")
