@@ -1,30 +1,39 @@
 # Freight developer tasks. `make test` and `make demo` install what they need first (into .venv),
 # so each works alone on a fresh machine with Python 3.11+, Java 17+ and Maven.
 SHELL := /bin/bash
+comma := ,
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
-# Re-install when the dependency list changes.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# Re-install when the dependency list or the pinned versions change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
+EXTRAS := dev,torch,dask,rdma,otel,bench
 JARS := infra/kafka/libs/.complete
 PYTEST_ARGS ?=
 
-.PHONY: install test test-rdma test-unit test-integration test-faults demo lint bench dev-up dev-down clean
+.PHONY: lock install test test-wheel test-rdma test-unit test-integration test-faults demo lint bench dev-up dev-down clean
 
 install: $(STAMP) $(JARS)
 
 # uv installs the (large) dependency set in seconds from its cache; torch is the optional `torch` extra,
 # NIXL (the tensor store's transfer engine) the optional `rdma` extra.
-$(STAMP): pyproject.toml
+# constraints.txt pins every package at the version the suite passed with, so a new release of a dependency
+# cannot change behaviour under us; `make lock` re-resolves it (keeping the pins that still satisfy).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(UV) pip install --python $(BIN)/python -e '.[dev,torch,dask,rdma,otel]'
+	$(UV) pip install --python $(BIN)/python -c constraints.txt -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 $(JARS): $(STAMP) infra/kafka/pom.xml
 	$(BIN)/python -c "from freight.dev.kafka_broker import ensure_jars; print('kafka jars in', ensure_jars())"
+
+lock:
+	test -x $(UV) || (test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q uv)
+	$(UV) pip compile pyproject.toml $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) \
+		--python-version 3.11 -o constraints.txt
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -32,6 +41,10 @@ test: install
 # The tensor store's transfer engine, including the 1 GiB cross-process exchange (about 30 s).
 test-rdma: install
 	FREIGHT_TEST_1GIB=1 $(BIN)/python -m pytest tests/integration/test_tensor_transfer.py $(PYTEST_ARGS)
+
+# A wheel built from the repo, installed without extras into a fresh venv, runs dev up + produce/consume.
+test-wheel: install
+	FREIGHT_TEST_WHEEL=1 $(BIN)/python -m pytest tests/packaging $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from freight.config import FreightSettings
+from freight.kafka import KafkaAdmin
 
 
 def freight(
@@ -182,7 +184,9 @@ def test_ctrl_c_in_produce_and_consume_says_what_was_done(
         FREIGHT_SCHEMA_REGISTRY_URL=stream_settings.schema_registry_url,
     )
 
-    def run_then_interrupt(cmd: list[str], lines: str | None, wait_s: float) -> tuple[int, str, str]:
+    def run_then_interrupt(
+        cmd: list[str], lines: str | None, ready: Callable[[Path], bool]
+    ) -> tuple[int, str, str]:
         out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
         with open(out_file, "w") as out, open(err_file, "w") as err:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, text=True, env=env)
@@ -190,19 +194,31 @@ def test_ctrl_c_in_produce_and_consume_says_what_was_done(
             if lines:
                 proc.stdin.write(lines)
                 proc.stdin.flush()
-            time.sleep(wait_s)  # stdin stays open, as a user typing would keep it
+            # Interrupt once the command did its work (not after a fixed time: on a loaded machine the
+            # process may still be starting); stdin stays open, as a user typing would keep it.
+            deadline = time.monotonic() + 90
+            while not ready(out_file) and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
             code = proc.wait(60)
         return code, out_file.read_text(), err_file.read_text()
 
+    admin = KafkaAdmin(stream_settings)
+
+    def three_records(_out: Path) -> bool:
+        if not admin.topic_exists(topic):
+            return False
+        return sum(hi for _lo, hi in admin.watermarks(topic).values()) >= 3
+
     produce = [sys.executable, "-m", "freight.cli", "produce", topic, "--store-dir", str(tmp_path / "s")]
-    code, _out, err = run_then_interrupt(produce, "line 0\nline 1\nline 2\n", 10)
+    code, _out, err = run_then_interrupt(produce, "line 0\nline 1\nline 2\n", three_records)
     assert code == 130, err
     assert "interrupted: 3 object(s) were sent and acknowledged, then END_OF_STREAM" in err
     assert "Traceback" not in err and "Aborted" not in err
 
     consume = [sys.executable, "-m", "freight.cli", "consume", topic, "--group", "g", "--idle-timeout", "60"]
-    code, out, err = run_then_interrupt(consume, None, 12)
+    code, out, err = run_then_interrupt(consume, None, lambda out: len(out.read_text().splitlines()) >= 3)
     assert code == 130, err
     assert "interrupted: consumed 3 object(s)" in err and "(committed)" in err
     assert out.splitlines() == ["line 0", "line 1", "line 2"]

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from freight.dev import procs
 from freight.dev.kafka_broker import BrokerOptions, KafkaBroker, KafkaCluster
 from freight.dev.state import ServiceRecord, load_state, locked, save_state
-from freight.errors import DevServiceError
+from freight.errors import DevServiceError, MissingToolError
 
 
 class DevService(Protocol):
@@ -82,7 +82,7 @@ class ServiceStatus:
     """The outcome of up/status for one service."""
 
     name: str
-    state: str  # started | running | stopped | stale | unhealthy | terminated | killed | gone
+    state: str  # started | running | skipped | stopped | stale | unhealthy | terminated | killed | gone
     detail: str = ""
     record: ServiceRecord | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -133,7 +133,14 @@ def up(options: DevOptions) -> list[ServiceStatus]:
                 del state.services[name]
                 save_state(options.state_dir, state)
             service = SERVICES[name](options, dict(state.services))
-            record = service.start()
+            try:
+                record = service.start()
+            except MissingToolError as exc:
+                if options.services:  # asked for by name: its absence is an error
+                    raise
+                # A core install (no dev extra) still gets Kafka and the registry; say what is missing.
+                results.append(ServiceStatus(name, "skipped", str(exc)))
+                continue
             state.services[name] = record
             state.services.update(getattr(service, "extra_records", {}))  # a cluster's other nodes
             save_state(options.state_dir, state)
