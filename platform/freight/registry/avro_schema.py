@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +88,7 @@ def parse_avro(
     if refs:
         if resolve is None:
             raise InvalidSchemaError("the schema has references but none can be resolved here")
-        _load_references(refs, resolve, names, named, set(), 0)
+        _load_references(refs, resolve, names, named)
     try:
         parsed = avro.schema.make_avsc_object(data, names)
     except RecursionError:
@@ -109,17 +109,30 @@ def parse_avro(
     return ParsedSchema(compact, canonical, refs, fingerprint("AVRO", canonical, refs), parsed)
 
 
-def _load_references(
+def walk_references(
     refs: Sequence[SchemaReference],
     resolve: ReferenceResolver,
-    names: avro.name.Names,
-    named: dict[str, Any],
-    seen: set[tuple[str, int]],
-    depth: int,
-) -> None:
-    """Parse referenced schemas depth-first into `names` (avro) and `named` (fastavro)."""
+    seen: set[tuple[str, int]] | None = None,
+    depth: int = 0,
+) -> Iterator[tuple[SchemaReference, str]]:
+    """Every schema `refs` reach, depth-first (a schema's own references before it), each version once.
+
+    Args:
+        refs: the references of the schema being parsed.
+        resolve: finds a version's text and its own references.
+        seen: versions already visited (shared across the recursion).
+        depth: how deep the recursion is.
+
+    Yields:
+        (the reference, the referenced schema's text).
+
+    Raises:
+        InvalidSchemaError: a reference to a version that does not exist, or nesting deeper than
+            MAX_REFERENCE_DEPTH.
+    """
     if depth > MAX_REFERENCE_DEPTH:
         raise InvalidSchemaError(f"references nest deeper than {MAX_REFERENCE_DEPTH} levels")
+    seen = set() if seen is None else seen
     for ref in refs:
         key = (ref.subject, ref.version)
         if key in seen:
@@ -131,8 +144,16 @@ def _load_references(
                 f"reference {ref.name!r} points at subject {ref.subject!r} version {ref.version}, which "
                 "does not exist; register the referenced schema first"
             )
-        ref_text, sub_refs = found
-        _load_references(sub_refs, resolve, names, named, seen, depth + 1)
+        text, sub_refs = found
+        yield from walk_references(sub_refs, resolve, seen, depth + 1)
+        yield ref, text
+
+
+def _load_references(
+    refs: Sequence[SchemaReference], resolve: ReferenceResolver, names: avro.name.Names, named: dict[str, Any]
+) -> None:
+    """Parse referenced schemas depth-first into `names` (avro) and `named` (fastavro)."""
+    for ref, ref_text in walk_references(refs, resolve):
         ref_data = json.loads(ref_text)
         try:
             avro.schema.make_avsc_object(ref_data, names)

@@ -19,12 +19,12 @@ import jsonschema.exceptions
 import jsonschema.validators
 
 from freight.registry.avro_schema import (
-    MAX_REFERENCE_DEPTH,
     InvalidSchemaError,
     ParsedSchema,
     ReferenceResolver,
     SchemaReference,
     fingerprint,
+    walk_references,
 )
 
 SCHEMA_TYPE = "JSON"
@@ -61,7 +61,10 @@ def parse_json_schema(
     if refs:
         if resolve is None:
             raise InvalidSchemaError("the schema has references but none can be resolved here")
-        _load_references(refs, resolve, referenced, set(), 0)
+        for ref, ref_text in walk_references(refs, resolve):
+            what = f"referenced schema {ref.subject!r} v{ref.version}"
+            referenced[ref.name] = _load(ref_text, what)
+            _check_schema(referenced[ref.name], what)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     compact = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     model = JsonModel(document, referenced)
@@ -93,31 +96,3 @@ def _check_schema(document: Any, what: str) -> None:
         raise InvalidSchemaError(f"{what} is not a valid JSON Schema at {where}: {exc.message}") from None
     except RecursionError:
         raise InvalidSchemaError(f"{what} is nested too deeply") from None
-
-
-def _load_references(
-    refs: Sequence[SchemaReference],
-    resolve: ReferenceResolver,
-    referenced: dict[str, Any],
-    seen: set[tuple[str, int]],
-    depth: int,
-) -> None:
-    if depth > MAX_REFERENCE_DEPTH:
-        raise InvalidSchemaError(f"references nest deeper than {MAX_REFERENCE_DEPTH} levels")
-    for ref in refs:
-        key = (ref.subject, ref.version)
-        if key in seen:
-            continue
-        seen.add(key)
-        found = resolve(ref.subject, ref.version)
-        if found is None:
-            raise InvalidSchemaError(
-                f"reference {ref.name!r} points at subject {ref.subject!r} version {ref.version}, which "
-                "does not exist; register the referenced schema first"
-            )
-        ref_text, sub_refs = found
-        what = f"referenced schema {ref.subject!r} v{ref.version}"
-        document = _load(ref_text, what)
-        _check_schema(document, what)
-        referenced[ref.name] = document
-        _load_references(sub_refs, resolve, referenced, seen, depth + 1)

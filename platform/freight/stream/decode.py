@@ -112,26 +112,12 @@ def proxy_ref(
     Returns:
         The `ProxyRef`.
     """
-    obj = event.object
+    obj, inline = event.object, event.inline
     if obj is not None:
-        return ProxyRef(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            stream=event.stream,
-            sequence=event.sequence,
-            serializer=obj.serializer,
-            store=obj.store,
-            key=obj.key,
-            checksum=obj.checksum,
-            descriptor=event.descriptor,
-            eviction=obj.eviction,
-            bootstrap=bootstrap,
-            group=group,
-            trace=trace,
-        )
-    inline = event.inline
-    if inline is None:
+        serializer, data = obj.serializer, None
+    elif inline is not None:
+        serializer, data = inline.serializer, inline.data
+    else:
         raise EventDecodeError(
             f"an OBJECT event at {topic}[{partition}]@{offset} has no object and no payload"
         )
@@ -141,11 +127,15 @@ def proxy_ref(
         offset=offset,
         stream=event.stream,
         sequence=event.sequence,
-        serializer=inline.serializer,
+        serializer=serializer,
+        store=obj.store if obj is not None else None,
+        key=obj.key if obj is not None else None,
+        checksum=obj.checksum if obj is not None else None,
         descriptor=event.descriptor,
-        eviction=EvictionMode.WATERMARK,
-        inline=inline.data,
+        eviction=obj.eviction if obj is not None else EvictionMode.WATERMARK,
+        inline=data,
         bootstrap=bootstrap,
+        group=group if obj is not None else None,
         trace=trace,
     )
 
