@@ -9,6 +9,7 @@ from `FREIGHT_KAFKA_PROPERTIES` (a JSON object) and/or a Java-style properties f
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,15 @@ class FreightSettings(BaseSettings):
     kafka_config_file: Path | None = Field(None, description="Java-style properties file for the clients.")
     schema_registry_url: str = Field("http://127.0.0.1:8081", description="Schema Registry base URL.")
     schema_registry_auth: SecretStr | None = Field(None, description="Registry basic auth as user:password.")
+    schema_registry_ca_file: Path | None = Field(
+        None, description="CA certificates (PEM) that sign an https registry's certificate."
+    )
+    schema_registry_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for a registry that requires one (mutual TLS)."
+    )
+    schema_registry_key_file: Path | None = Field(
+        None, description="Private key (PEM) of schema_registry_cert_file, if not in that file."
+    )
     store_dir: Path = Field(Path(".freight/store"), description="Default directory of the file store.")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto); unset means AWS.")
     state_dir: Path = Field(Path(".freight"), description="Where `freight dev` keeps state, data and logs.")
@@ -118,6 +128,52 @@ class FreightSettings(BaseSettings):
     @classmethod
     def _cluster_list(cls, value: Any) -> Any:
         return _split_list(value, ";")  # a bootstrap list itself holds commas
+
+    def registry_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS for Freight's HTTPS clients of the registry; None when no CA or client certificate is set.
+
+        Raises:
+            ConfigError: a file is missing or not PEM, or a key is given without a certificate.
+        """
+        ca, cert, key = (
+            self.schema_registry_ca_file,
+            self.schema_registry_cert_file,
+            self.schema_registry_key_file,
+        )
+        if ca is None and cert is None and key is None:
+            return None
+        if key is not None and cert is None:
+            raise ConfigError(
+                "a registry client key (FREIGHT_SCHEMA_REGISTRY_KEY_FILE, --registry-key) needs its "
+                "certificate "
+                "(FREIGHT_SCHEMA_REGISTRY_CERT_FILE, --registry-cert)"
+            )
+        try:
+            context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"registry CA file {ca}: cannot use it ({exc}); give a PEM file") from exc
+        if cert is not None:
+            try:
+                context.load_cert_chain(str(cert), str(key) if key is not None else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"registry client certificate {cert}"
+                    + (f" / key {key}" if key else "")
+                    + f": cannot use it ({exc}); give PEM files (the key unencrypted)"
+                ) from exc
+        return context
+
+    def registry_client_tls(self) -> dict[str, str]:
+        """The same TLS files as confluent-kafka's SchemaRegistryClient takes them (`ssl.*.location`)."""
+        self.registry_ssl_context()  # the same checks, the same messages
+        conf: dict[str, str] = {}
+        if self.schema_registry_ca_file is not None:
+            conf["ssl.ca.location"] = str(self.schema_registry_ca_file)
+        if self.schema_registry_cert_file is not None:
+            conf["ssl.certificate.location"] = str(self.schema_registry_cert_file)
+        if self.schema_registry_key_file is not None:
+            conf["ssl.key.location"] = str(self.schema_registry_key_file)
+        return conf
 
     def client_properties(self) -> dict[str, str]:
         """librdkafka properties from the config file, then `kafka_properties` (which wins)."""

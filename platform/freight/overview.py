@@ -201,7 +201,8 @@ def check_registry(settings: FreightSettings, timeout: float) -> ServiceHealth:
         user, _, password = settings.schema_registry_auth.get_secret_value().partition(":")
         auth = (user, password)
     try:
-        with httpx.Client(base_url=url, timeout=timeout, auth=auth) as client:
+        tls = settings.registry_ssl_context()
+        with httpx.Client(base_url=url, timeout=timeout, auth=auth, verify=tls or True) as client:
             response = client.get("/freight/health")
             if response.status_code == 404:
                 response = client.get("/subjects")

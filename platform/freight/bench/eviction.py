@@ -284,7 +284,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         objects: Annotated[int | None, typer.Option(min=10, help="Objects per eviction pass.")] = None,
         size: Annotated[int, typer.Option(min=8192, help="Bytes per object.")] = 16384,
-        repetitions: Annotated[int | None, typer.Option("--repetitions", "-n", min=1)] = None,
+        repetitions: Annotated[int | None, typer.Option("--repetitions", "-r", min=1)] = None,
+        old_n: Annotated[int | None, typer.Option("-n", hidden=True, min=1, help="Old name of -r.")] = None,
         batch_size: Annotated[int, typer.Option(min=1, help="Evictor batch size.")] = 500,
         rate: Annotated[float, typer.Option(help="Lag scenario: objects sent per second.")] = 500.0,
         seconds: Annotated[float | None, typer.Option(help="Lag scenario: sampled seconds.")] = None,
@@ -304,7 +305,7 @@ def register(app: typer.Typer) -> None:
         if unknown:
             raise ConfigError(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
         n = objects or (300 if quick else 2000)
-        reps = repetitions or (2 if quick else 3)
+        reps = old_n or repetitions or (2 if quick else 3)  # -n: the old short name of -r
         lag_s = seconds or (5.0 if quick else 20.0)
         rows: list[Measurement] = []
         with (

@@ -35,14 +35,16 @@ def stores(
         list[str] | None, typer.Option("--only", help=f"Run only these scenarios: {', '.join(SCENARIOS)}.")
     ] = None,
     repetitions: Annotated[
-        int | None, typer.Option("--repetitions", "-n", min=1, help="Repetitions.")
+        int | None, typer.Option("--repetitions", "-r", min=1, help="Repetitions.")
     ] = None,
+    old_n: Annotated[int | None, typer.Option("-n", hidden=True, min=1, help="Old name of -r.")] = None,
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Directory for the file scenario (default: a temp dir).")
     ] = None,
     tensor_mib: Annotated[int | None, typer.Option("--tensor-mib", min=1, help="Tensor size in MiB.")] = None,
 ) -> None:
     """File, S3 and tensor stores against raw numpy files, s3fs, and byte transfer."""
+    repetitions = old_n if old_n is not None else repetitions  # -n: the old short name of -r
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from freight.bench._common import Measurement, report, with_ratios

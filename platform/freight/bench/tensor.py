@@ -184,7 +184,8 @@ def tensor(
     sizes: Annotated[
         list[float] | None, typer.Option("--size", help="Tensor size in MiB (repeat; default 1, 64, 1024).")
     ] = None,
-    repetitions: Annotated[int, typer.Option("--repetitions", "-n", min=1, help="Gets per row.")] = 7,
+    repetitions: Annotated[int, typer.Option("--repetitions", "-r", min=1, help="Gets per row.")] = 7,
+    old_n: Annotated[int | None, typer.Option("-n", hidden=True, min=1, help="Old name of -r.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="1 and 4 MiB, 3 repetitions (a smoke run).")] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write tensor.json and tensor.md into this directory.")
@@ -192,6 +193,7 @@ def tensor(
     json_: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Shared memory, the transfer engine (NIXL) and the socket fallback, 1 MiB to 1 GiB, in GB/s."""
+    repetitions = old_n if old_n is not None else repetitions  # -n: the old short name
     from freight.bench._common import Measurement, report
     from freight.errors import ConfigError
 

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from freight.cli.common import Bootstrap, Json, RegistryUrl
+from freight.cli.common import (
+    Bootstrap,
+    CommandConfig,
+    Json,
+    RegistryCa,
+    RegistryCert,
+    RegistryKey,
+    RegistryUrl,
+)
 
 if TYPE_CHECKING:
     from freight.config import FreightSettings
@@ -56,7 +64,11 @@ def suite(
         typer.Option("--workdir", help="Where the file stores live during the run (default: /tmp)."),
     ] = None,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Every scenario against one broker: small and bulk objects, latency, replay, fan-out, scaling.
@@ -84,7 +96,9 @@ def suite(
         cfg.only = list(only)
     interactive = err_console.is_terminal and not json_
     with (
-        _services(bootstrap, registry) as settings,
+        _services(
+            bootstrap, registry, command_config, (registry_ca, registry_cert, registry_key)
+        ) as settings,
         Progress(
             TextColumn("[bold]bench"),
             BarColumn(),
@@ -114,7 +128,12 @@ def suite(
     sys.stdout.flush()
 
 
-def _services(bootstrap: str | None, registry: str | None) -> AbstractContextManager[FreightSettings]:
+def _services(
+    bootstrap: str | None,
+    registry: str | None,
+    command_config: Path | None = None,
+    registry_tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+) -> AbstractContextManager[FreightSettings]:
     """Services given explicitly must answer; otherwise the configured ones, or local ones for the run."""
     from contextlib import nullcontext
 
@@ -122,7 +141,15 @@ def _services(bootstrap: str | None, registry: str | None) -> AbstractContextMan
     from freight.cli.common import settings_from
     from freight.kafka import KafkaAdmin
 
-    settings = settings_from(bootstrap, registry)
+    ca, cert, key = registry_tls
+    settings = settings_from(
+        bootstrap,
+        registry,
+        command_config=command_config,
+        registry_ca=ca,
+        registry_cert=cert,
+        registry_key=key,
+    )
     if bootstrap is None:
         return bench_services(settings)
     KafkaAdmin(settings, timeout=5).ping(5)  # BrokerUnavailableError (exit 3) names `freight dev up`

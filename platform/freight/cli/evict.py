@@ -16,12 +16,22 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
+from freight.cli.common import (
+    Bootstrap,
+    CommandConfig,
+    Json,
+    RegistryCa,
+    RegistryCert,
+    RegistryKey,
+    RegistryUrl,
+    settings_from,
+)
 from freight.config import FreightSettings
 from freight.errors import ConfigError
 from freight.output import console, err_console, note, print_json, print_kv, print_table
@@ -48,12 +58,25 @@ BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Objects del
 CheckpointGroup = Annotated[str, typer.Option("--group", help="The evictor's checkpoint consumer group.")]
 
 
-def _connect(bootstrap: str | None, registry: str | None) -> tuple[FreightSettings, KafkaAdmin]:
+def _connect(
+    bootstrap: str | None,
+    registry: str | None,
+    command_config: Path | None = None,
+    registry_tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+) -> tuple[FreightSettings, KafkaAdmin]:
     """Settings and an admin client for the command, after a quick broker check (a clear error saying
     `freight dev up`). One admin client serves the whole command: each new one costs a connection."""
     from freight.kafka import KafkaAdmin
 
-    settings = settings_from(bootstrap, registry)
+    ca, cert, key = registry_tls
+    settings = settings_from(
+        bootstrap,
+        registry,
+        command_config=command_config,
+        registry_ca=ca,
+        registry_cert=cert,
+        registry_key=key,
+    )
     admin = KafkaAdmin(settings, quiet=True)
     admin.ping(3)
     return settings, admin
@@ -258,7 +281,11 @@ def evict(
         int, typer.Option("--scan-limit", min=1, help="--status: events read per partition at most.")
     ] = 100_000,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Offset-driven eviction. Use --once, --status or --service, or a subcommand (serve, policy)."""
@@ -270,7 +297,9 @@ def evict(
         raise ConfigError(
             "give exactly one of --once, --status or --service (or a subcommand: serve, policy)"
         )
-    settings, admin = _connect(bootstrap, registry)
+    settings, admin = _connect(
+        bootstrap, registry, command_config, (registry_ca, registry_cert, registry_key)
+    )
     if once:
         _run_once(settings, admin, topic, group, batch_size, orphans, json_)
     elif status:
@@ -388,12 +417,23 @@ def serve_cmd(
     batch_size: BatchSize = 500,
     group: CheckpointGroup = "freight-evictor",
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Run the evictor as a long-lived service (SIGTERM or Ctrl-C finish the batch and stop)."""
     _serve(
-        *_connect(bootstrap, registry), topic, interval, orphan_interval, orphans, group, batch_size, json_
+        *_connect(bootstrap, registry, command_config, (registry_ca, registry_cert, registry_key)),
+        topic,
+        interval,
+        orphan_interval,
+        orphans,
+        group,
+        batch_size,
+        json_,
     )
 
 
@@ -454,7 +494,11 @@ def policy_set(
         bool, typer.Option(help="Accept groups the cluster does not know yet (they hold everything).")
     ] = False,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Set (replace) the retention policy of a topic."""
@@ -472,7 +516,9 @@ def policy_set(
         orphan_grace_s=grace,
         orphan_stores=tuple(orphan_store or ()),
     )
-    settings, admin = _connect(bootstrap, registry)
+    settings, admin = _connect(
+        bootstrap, registry, command_config, (registry_ca, registry_cert, registry_key)
+    )
     if not admin.topic_exists(topic):
         raise ConfigError(
             f"topic {topic!r} does not exist on {settings.kafka_bootstrap}; create it first "
@@ -503,13 +549,19 @@ def policy_set(
 def policy_get(
     topic: Annotated[str, typer.Argument(help="The stream topic.")],
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Show the retention policy of a topic."""
     from freight.eviction import PolicyStore
 
-    settings, admin = _connect(bootstrap, registry)
+    settings, admin = _connect(
+        bootstrap, registry, command_config, (registry_ca, registry_cert, registry_key)
+    )
     with PolicyStore(settings, admin=admin) as store:
         policy = store.require(topic)
     if json_:
@@ -519,11 +571,21 @@ def policy_get(
 
 
 @policy_app.command("list")
-def policy_list(bootstrap: Bootstrap = None, registry: RegistryUrl = None, json_: Json = False) -> None:
+def policy_list(
+    bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
+    registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
+    json_: Json = False,
+) -> None:
     """Every retention policy."""
     from freight.eviction import PolicyStore
 
-    settings, admin = _connect(bootstrap, registry)
+    settings, admin = _connect(
+        bootstrap, registry, command_config, (registry_ca, registry_cert, registry_key)
+    )
     with PolicyStore(settings, admin=admin) as store:
         policies = [p for _, p in sorted(store.refresh().items())]
     if json_:
@@ -536,13 +598,19 @@ def policy_list(bootstrap: Bootstrap = None, registry: RegistryUrl = None, json_
 def policy_delete(
     topic: Annotated[str, typer.Argument(help="The stream topic.")],
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Remove the retention policy of a topic (the evictor then leaves the topic alone)."""
     from freight.eviction import PolicyStore
 
-    settings, admin = _connect(bootstrap, registry)
+    settings, admin = _connect(
+        bootstrap, registry, command_config, (registry_ca, registry_cert, registry_key)
+    )
     with PolicyStore(settings, admin=admin) as store:
         if not store.delete(topic):
             raise ConfigError(f"topic {topic!r} has no retention policy (`freight evict policy list`)")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from freight.cli.common import Bootstrap, Json, settings_from
+from freight.cli.common import Bootstrap, CommandConfig, Json, settings_from
 from freight.errors import ConfigError
 from freight.output import console, print_json, print_table
 
@@ -19,11 +19,11 @@ app = typer.Typer(help="Inspect consumer groups and reset their offsets.", no_ar
 
 
 @app.command("list")
-def list_(bootstrap: Bootstrap = None, json_: Json = False) -> None:
+def list_(bootstrap: Bootstrap = None, command_config: CommandConfig = None, json_: Json = False) -> None:
     """Consumer groups with their state and member count."""
     from freight.kafka import KafkaAdmin
 
-    admin = KafkaAdmin(settings_from(bootstrap))
+    admin = KafkaAdmin(settings_from(bootstrap, command_config=command_config))
     rows = [(g, *admin.group_state(g)) for g in admin.list_groups()]
     if json_:
         print_json([{"group": g, "state": s, "members": m} for g, s, m in rows])
@@ -34,15 +34,16 @@ def list_(bootstrap: Bootstrap = None, json_: Json = False) -> None:
 @app.command("describe")
 def describe(
     group: str,
-    topic: Annotated[str | None, typer.Option(help="Only this topic.")] = None,
+    topic: Annotated[str | None, typer.Option("--topic", "-t", help="Only this topic.")] = None,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     json_: Json = False,
 ) -> None:
     """Members with their assignment (consumer id, host, client id), then committed offset, high watermark,
     lag and owner per partition of each topic the group committed on."""
     from freight.kafka import KafkaAdmin
 
-    admin = KafkaAdmin(settings_from(bootstrap))
+    admin = KafkaAdmin(settings_from(bootstrap, command_config=command_config))
     desc = admin.describe_group(group)
     state, members = desc.state, len(desc.members)
     committed = admin.committed(group)
@@ -123,12 +124,13 @@ def _assignment_text(assignment: tuple[tuple[str, int], ...]) -> str:
 def delete(
     groups: Annotated[list[str], typer.Argument(help="The groups to delete (each must have no members).")],
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     json_: Json = False,
 ) -> None:
     """Delete consumer groups and their committed offsets (like kafka-consumer-groups --delete)."""
     from freight.kafka import KafkaAdmin
 
-    admin = KafkaAdmin(settings_from(bootstrap))
+    admin = KafkaAdmin(settings_from(bootstrap, command_config=command_config))
     for group in groups:
         admin.delete_group(group)
         if not json_:
@@ -194,6 +196,7 @@ def reset_offsets(
     ] = False,
     execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (default: dry run).")] = False,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     json_: Json = False,
 ) -> None:
     """Plan (and with --execute, apply) new committed offsets for a stopped group; a dry run by default."""
@@ -232,7 +235,7 @@ def reset_offsets(
         to_current=to_current,
         from_file=read_plan_csv(from_file) if from_file is not None else None,
     )
-    admin = KafkaAdmin(settings_from(bootstrap))
+    admin = KafkaAdmin(settings_from(bootstrap, command_config=command_config))
     topics = list(topic or [])
     if all_topics:
         topics = sorted({t for t, _ in admin.committed(group)})

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from freight.cli.common import Bootstrap, CommandConfig, settings_from
+
 GROUP = "registry"
 app = typer.Typer(
     help="The schema registry server (state in the compacted _schemas topic).", no_args_is_help=True
@@ -16,9 +18,8 @@ app = typer.Typer(
 
 @app.command("serve")
 def serve_cmd(
-    bootstrap: Annotated[
-        str | None, typer.Option(help="Kafka bootstrap servers (default: FREIGHT_KAFKA_BOOTSTRAP).")
-    ] = None,
+    bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8081,
     topic: Annotated[str, typer.Option(help="The compacted, single-partition state topic.")] = "_schemas",
@@ -57,13 +58,12 @@ def serve_cmd(
     """Replay the state topic, then serve the registry API and /metrics until interrupted (SIGINT/SIGTERM)."""
     from pydantic import SecretStr, ValidationError
 
-    from freight.config import load_settings
     from freight.errors import ConfigError
     from freight.registry.options import RegistryOptions
     from freight.registry.server import serve
 
     _configure_logging(log_level, json_, log_file)
-    settings = load_settings(kafka_bootstrap=bootstrap)
+    settings = settings_from(bootstrap, command_config=command_config)
     if auth is not None:
         raise ConfigError(
             "--auth is refused: a password on the command line shows in the process list (ps). Put "

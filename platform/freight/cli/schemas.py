@@ -1,7 +1,7 @@
 """`freight schemas register | list | get | versions | check | config | delete`: the registry from a shell.
 
 A SCHEMA argument is a path to an .avsc file or the name of a schema Freight ships (object_event,
-store_config). Every command talks to --url (default FREIGHT_SCHEMA_REGISTRY_URL, with
+store_config). Every command talks to --registry (default FREIGHT_SCHEMA_REGISTRY_URL, with
 FREIGHT_SCHEMA_REGISTRY_AUTH) and prints a table, or JSON with --json. A registry error exits with code 7
 (schema error) and names the registry's error code; an unreachable registry exits with code 3.
 """
@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from freight.cli.common import (
+    LegacyRegistryUrl,
+    RegistryCa,
+    RegistryCert,
+    RegistryKey,
+    RegistryUrl,
+    settings_from,
+)
 from freight.errors import ConfigError
 from freight.output import console, print_json, print_kv, print_table
 
@@ -24,20 +32,19 @@ app = typer.Typer(
     help="Register, inspect, check and delete schemas in the schema registry.", no_args_is_help=True
 )
 
-Url = Annotated[
-    str | None, typer.Option("--url", help="Registry URL (default: FREIGHT_SCHEMA_REGISTRY_URL).")
-]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 SchemaArg = Annotated[
     str, typer.Argument(help="An .avsc file, or a shipped schema name (object_event, store_config).")
 ]
 
 
-def _client(url: str | None) -> RegistryClient:
-    from freight.config import load_settings
+def _client(url: str | None, tls: tuple[Path | None, Path | None, Path | None]) -> RegistryClient:
+    """A client of `--registry` (else FREIGHT_SCHEMA_REGISTRY_URL) with the TLS files given."""
     from freight.registry.client import RegistryClient
 
-    return RegistryClient.from_settings(load_settings(), url)
+    ca, cert, key = tls
+    settings = settings_from(registry=url, registry_ca=ca, registry_cert=cert, registry_key=key)
+    return RegistryClient.from_settings(settings)
 
 
 def _schema_text(source: str) -> str:
@@ -95,11 +102,15 @@ def register_cmd(
         typer.Option("--reference", help="A schema reference name=subject:version (repeatable)."),
     ] = None,
     schema_type: SchemaType = "AVRO",
-    url: Url = None,
+    registry: RegistryUrl = None,
+    url: LegacyRegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Register a schema under a subject (an equal schema keeps its id and version)."""
-    with _client(url) as client:
+    with _client(registry or url, (registry_ca, registry_cert, registry_key)) as client:
         result = client.register(
             subject, _schema_text(schema), _references(reference or []), _type(schema_type)
         )
@@ -114,11 +125,15 @@ def register_cmd(
 def list_cmd(
     prefix: Annotated[str, typer.Option(help="Only subjects starting with this.")] = "",
     deleted: Annotated[bool, typer.Option(help="Include soft-deleted subjects and versions.")] = False,
-    url: Url = None,
+    registry: RegistryUrl = None,
+    url: LegacyRegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """List subjects with their versions."""
-    with _client(url) as client:
+    with _client(registry or url, (registry_ca, registry_cert, registry_key)) as client:
         rows = [
             {"subject": s, "versions": client.versions(s, deleted=deleted)}
             for s in client.subjects(prefix=prefix, deleted=deleted)
@@ -143,7 +158,11 @@ def get_cmd(
         int | None, typer.Option("--id", help="Get a schema by its global id instead.")
     ] = None,
     deleted: Annotated[bool, typer.Option(help="Also find soft-deleted versions.")] = False,
-    url: Url = None,
+    registry: RegistryUrl = None,
+    url: LegacyRegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Show a version of a subject (or a schema by id), with the schema pretty-printed."""
@@ -151,7 +170,7 @@ def get_cmd(
 
     if (subject is None) == (schema_id is None):
         raise ConfigError("give a SUBJECT (and optional VERSION) or --id ID, not both")
-    with _client(url) as client:
+    with _client(registry or url, (registry_ca, registry_cert, registry_key)) as client:
         doc = (
             client.schema_by_id(schema_id)
             if schema_id is not None
@@ -173,11 +192,15 @@ def get_cmd(
 def versions_cmd(
     subject: Annotated[str, typer.Argument(help="Subject.")],
     deleted: Annotated[bool, typer.Option(help="Include soft-deleted versions.")] = False,
-    url: Url = None,
+    registry: RegistryUrl = None,
+    url: LegacyRegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """List the versions of a subject, with their ids."""
-    with _client(url) as client:
+    with _client(registry or url, (registry_ca, registry_cert, registry_key)) as client:
         rows = [
             client.version(subject, str(v), deleted=True) for v in client.versions(subject, deleted=deleted)
         ]
@@ -201,11 +224,15 @@ def check_cmd(
         str | None, typer.Option(help="Check against this version only (default: as registration would).")
     ] = None,
     schema_type: SchemaType = "AVRO",
-    url: Url = None,
+    registry: RegistryUrl = None,
+    url: LegacyRegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Would this schema be accepted? Prints the reasons if not, and exits 7."""
-    with _client(url) as client:
+    with _client(registry or url, (registry_ca, registry_cert, registry_key)) as client:
         result = client.check(subject, _schema_text(schema), version, _type(schema_type))
         level = client.compatibility(subject)
     doc = {"subject": subject, "version": version, "compatibility": level, **result}
@@ -232,11 +259,15 @@ def config_cmd(
         bool, typer.Option(help="Drop the compatibility level (back to the global/default).")
     ] = False,
     force: Annotated[bool, typer.Option(help="Allow IMPORT mode while schemas exist.")] = False,
-    url: Url = None,
+    registry: RegistryUrl = None,
+    url: LegacyRegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Show or change the compatibility level and mode (of a subject, or global)."""
-    with _client(url) as client:
+    with _client(registry or url, (registry_ca, registry_cert, registry_key)) as client:
         if reset:
             client.reset_compatibility(subject)
         if level is not None:
@@ -266,11 +297,15 @@ def delete_cmd(
     permanent: Annotated[
         bool, typer.Option(help="Hard delete (after a soft delete): ids stop resolving; cannot be undone.")
     ] = False,
-    url: Url = None,
+    registry: RegistryUrl = None,
+    url: LegacyRegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Soft-delete a subject or one version; --permanent removes what was soft-deleted."""
-    with _client(url) as client:
+    with _client(registry or url, (registry_ca, registry_cert, registry_key)) as client:
         versions = client.delete(subject, version, permanent=permanent)
     doc = {"subject": subject, "deleted_versions": versions, "permanent": permanent}
     if json_:

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
+from freight.cli.common import (
+    Bootstrap,
+    CommandConfig,
+    Json,
+    RegistryCa,
+    RegistryCert,
+    RegistryKey,
+    RegistryUrl,
+    settings_from,
+)
 from freight.errors import ConfigError
 from freight.output import console, error, print_json, print_table
 
@@ -193,7 +202,11 @@ def status_cmd(
         ),
     ] = None,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Health of the broker, registry and S3 endpoint; topics; groups with lag; stores; eviction watermark.
@@ -213,7 +226,14 @@ def status_cmd(
         stores=stores,
         store_names=store or None,
     )
-    settings = settings_from(bootstrap, registry)
+    settings = settings_from(
+        bootstrap,
+        registry,
+        command_config=command_config,
+        registry_ca=registry_ca,
+        registry_cert=registry_cert,
+        registry_key=registry_key,
+    )
     if watch is None:
         if count is not None or plot is not None:
             raise ConfigError("--count and --plot need --watch SECONDS (a refreshing view)")

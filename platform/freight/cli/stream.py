@@ -23,7 +23,16 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from freight.cli.common import Bootstrap, Json, RegistryUrl, settings_from
+from freight.cli.common import (
+    Bootstrap,
+    CommandConfig,
+    Json,
+    RegistryCa,
+    RegistryCert,
+    RegistryKey,
+    RegistryUrl,
+    settings_from,
+)
 from freight.connectors.keys import safe_key_part
 from freight.errors import ConfigError
 from freight.output import err_console, print_json, print_table
@@ -115,7 +124,11 @@ def produce(
         ),
     ] = None,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Send each file (or each stdin line) as one object of a stream, with a progress bar."""
@@ -123,7 +136,14 @@ def produce(
     from freight.stores import Store
     from freight.stream import StreamProducer
 
-    settings = settings_from(bootstrap, registry)
+    settings = settings_from(
+        bootstrap,
+        registry,
+        command_config=command_config,
+        registry_ca=registry_ca,
+        registry_cert=registry_cert,
+        registry_key=registry_key,
+    )
     if evict not in ("watermark", "on-resolve", "retention", "never"):
         raise ConfigError(f"--evict must be watermark, on-resolve, retention or never, not {evict!r}")
     if key_separator is not None and paths:
@@ -311,7 +331,11 @@ def consume(
         ),
     ] = None,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     registry: RegistryUrl = None,
+    registry_ca: RegistryCa = None,
+    registry_cert: RegistryCert = None,
+    registry_key: RegistryKey = None,
     json_: Json = False,
 ) -> None:
     """Read objects to a directory (or stdout), with --json metadata lines for scripts.
@@ -322,7 +346,14 @@ def consume(
     from freight.cli.record_format import RecordFormat, check_encoding
     from freight.stream.decode import BAD_EVENT_POLICIES
 
-    settings = settings_from(bootstrap, registry)
+    settings = settings_from(
+        bootstrap,
+        registry,
+        command_config=command_config,
+        registry_ca=registry_ca,
+        registry_cert=registry_cert,
+        registry_key=registry_key,
+    )
     if sum(x is not None and x is not False for x in (from_beginning or None, offset, timestamp)) > 1:
         raise ConfigError("give at most one of --from-beginning, --offset, --timestamp")
     if max_ is not None and max_ < 0:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from freight.cli.common import Bootstrap, Json, parse_pairs, settings_from
+from freight.cli.common import Bootstrap, CommandConfig, Json, parse_pairs, settings_from
 from freight.errors import ConfigError
 from freight.output import console, print_json, print_table
 
@@ -36,6 +36,7 @@ def create(
         ),
     ] = False,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     json_: Json = False,
 ) -> None:
     """Create a topic. An existing topic is fine when it has the partitions asked for; one with other
@@ -45,7 +46,7 @@ def create(
     conf = parse_pairs(config, "--config")
     if compact:
         conf["cleanup.policy"] = "compact"
-    admin = KafkaAdmin(settings_from(bootstrap))
+    admin = KafkaAdmin(settings_from(bootstrap, command_config=command_config))
     created = admin.create_topic(name, partitions, config=conf, replication_factor=replication_factor or -1)
     actual = partitions if created else admin.list_topics(internal=True)[name].partitions
     if not created and actual != partitions and not if_not_exists:
@@ -84,6 +85,7 @@ def alter(
         typer.Option("--delete-config", help="Back to the broker default for this key (repeatable)."),
     ] = None,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     json_: Json = False,
 ) -> None:
     """Add partitions and set or delete configs of a topic (other configs stay as they are)."""
@@ -92,7 +94,7 @@ def alter(
     conf = parse_pairs(config, "--config")
     if partitions is None and not conf and not delete_config:
         raise ConfigError("nothing to alter: give --partitions N, --config key=value or --delete-config key")
-    admin = KafkaAdmin(settings_from(bootstrap))
+    admin = KafkaAdmin(settings_from(bootstrap, command_config=command_config))
     if conf or delete_config:
         admin.alter_topic_config(name, conf, delete_config or [])
     if partitions is not None:
@@ -112,12 +114,15 @@ def list_(
         bool, typer.Option(help="Include internal topics (__consumer_offsets, ...).")
     ] = False,
     bootstrap: Bootstrap = None,
+    command_config: CommandConfig = None,
     json_: Json = False,
 ) -> None:
     """Topics with their partition counts."""
     from freight.kafka import KafkaAdmin
 
-    topics = KafkaAdmin(settings_from(bootstrap)).list_topics(internal=internal)
+    topics = KafkaAdmin(settings_from(bootstrap, command_config=command_config)).list_topics(
+        internal=internal
+    )
     if json_:
         print_json([{"topic": t.name, "partitions": t.partitions} for t in topics.values()])
     else:
@@ -125,12 +130,14 @@ def list_(
 
 
 @app.command("describe")
-def describe(name: str, bootstrap: Bootstrap = None, json_: Json = False) -> None:
+def describe(
+    name: str, bootstrap: Bootstrap = None, command_config: CommandConfig = None, json_: Json = False
+) -> None:
     """Partitions (leader, replicas, in-sync replicas, log start, high watermark, records) and the
     non-default configuration of a topic."""
     from freight.kafka import KafkaAdmin
 
-    admin = KafkaAdmin(settings_from(bootstrap))
+    admin = KafkaAdmin(settings_from(bootstrap, command_config=command_config))
     info = admin.describe_topic(name)
     marks = admin.watermarks(name)
     replicas = {r.partition: r for r in admin.partition_replicas(name)}
@@ -170,11 +177,13 @@ def describe(name: str, bootstrap: Bootstrap = None, json_: Json = False) -> Non
 
 
 @app.command("delete")
-def delete(name: str, bootstrap: Bootstrap = None, json_: Json = False) -> None:
+def delete(
+    name: str, bootstrap: Bootstrap = None, command_config: CommandConfig = None, json_: Json = False
+) -> None:
     """Delete a topic and its records."""
     from freight.kafka import KafkaAdmin
 
-    KafkaAdmin(settings_from(bootstrap)).delete_topics([name])
+    KafkaAdmin(settings_from(bootstrap, command_config=command_config)).delete_topics([name])
     if json_:
         print_json({"topic": name, "deleted": True})
     else:

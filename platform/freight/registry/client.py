@@ -8,6 +8,7 @@ the registry's code), `ServiceUnavailableError` when nothing answers.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -32,7 +33,9 @@ class RegistryRequestError(SchemaError):
 class RegistryClient:
     """Blocking client of one registry URL."""
 
-    def __init__(self, url: str, *, auth: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, auth: str | None = None, timeout: float = 30.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         basic: tuple[str, str] | None = None
         if auth:
@@ -41,13 +44,17 @@ class RegistryClient:
                 raise SchemaError("registry auth must be user:password (FREIGHT_SCHEMA_REGISTRY_AUTH)")
             basic = (user, password)
         self._http = httpx.Client(
-            base_url=self.url, auth=basic, timeout=timeout, headers={"Accept": MEDIA_TYPE}
+            base_url=self.url,
+            auth=basic,
+            timeout=timeout,
+            headers={"Accept": MEDIA_TYPE},
+            verify=tls if tls is not None else True,
         )
 
     @classmethod
     def from_settings(cls, settings: FreightSettings, url: str | None = None) -> RegistryClient:
         auth = settings.schema_registry_auth.get_secret_value() if settings.schema_registry_auth else None
-        return cls(url or settings.schema_registry_url, auth=auth)
+        return cls(url or settings.schema_registry_url, auth=auth, tls=settings.registry_ssl_context())
 
     def close(self) -> None:
         self._http.close()

@@ -82,13 +82,14 @@ class EventSerde:
         registry_url: str,
         *,
         auth: str | None = None,
+        tls: Mapping[str, str] | None = None,
         auto_register: bool = True,
         fast: bool = True,
         client: Any = None,
     ) -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        conf: dict[str, Any] = {"url": registry_url}
+        conf: dict[str, Any] = {"url": registry_url, **(tls or {})}
         if auth:
             if ":" not in auth:
                 raise SchemaError("registry auth must be user:password (FREIGHT_SCHEMA_REGISTRY_AUTH)")
@@ -111,6 +112,7 @@ class EventSerde:
     def from_settings(cls, settings: FreightSettings, **kwargs: Any) -> EventSerde:
         """A serde for FREIGHT_SCHEMA_REGISTRY_URL (and _AUTH) of these settings."""
         auth = settings.schema_registry_auth.get_secret_value() if settings.schema_registry_auth else None
+        kwargs.setdefault("tls", settings.registry_client_tls())
         return cls(settings.schema_registry_url, auth=auth, **kwargs)
 
     @property
