@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -178,3 +180,63 @@ def test_skip_evicted_reads_past_an_object_gone_from_its_store(
     skipped = ok(freight(stream_settings, "consume", topic, "--idle-timeout", "2", "--skip-evicted"))
     assert skipped.stdout.split() == ["small"]
     assert "1 evicted object(s) skipped" in skipped.stderr
+
+
+def test_raw_reads_one_partition_or_from_a_time_and_dead_letters_go_where_told(
+    stream_settings: FreightSettings, tmp_path: Path
+) -> None:
+    topic = f"cli-rawparts-{uuid.uuid4().hex[:8]}"
+    ok(freight(stream_settings, "topics", "create", topic, "-p", "2"))
+    producer = Producer(producer_config(stream_settings))
+    for i in range(4):
+        producer.produce(topic, value=f"early-{i}".encode(), partition=i % 2)
+    producer.flush(30)
+    time.sleep(0.05)
+    middle = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    producer.produce(topic, value=b"late", partition=1)
+    producer.flush(30)
+
+    def raw(*extra: str) -> list[str]:
+        result = ok(
+            freight(
+                stream_settings,
+                "consume",
+                topic,
+                "--raw",
+                "--raw-encoding",
+                "text",
+                "--idle-timeout",
+                "2",
+                *extra,
+            )
+        )
+        return sorted(result.stdout.splitlines())
+
+    assert raw("--partition", "1", "-f", "%p %o %s") == ["1 0 early-1", "1 1 early-3", "1 2 late"]
+    assert raw("--timestamp", middle, "-f", "%p %s") == ["1 late"]
+    assert raw("--partition", "0", "--offset", "1", "-f", "%s") == ["early-2"]
+
+    dlq = f"{topic}-rejects"
+    lettered = freight(
+        stream_settings,
+        *("consume", topic, "-g", "g-rejects", "--on-bad-event", "dead-letter", "--dead-letter-topic", dlq),
+        *("--idle-timeout", "2"),
+    )
+    assert lettered.returncode == 0, lettered.stderr
+    assert "5 record(s) that are not Freight events dead-lettered" in lettered.stderr
+    copied = ok(
+        freight(
+            stream_settings,
+            "consume",
+            dlq,
+            "--raw",
+            "--raw-encoding",
+            "text",
+            "-f",
+            "%s",
+            "--idle-timeout",
+            "2",
+        )
+    )
+    assert sorted(copied.stdout.split()) == ["early-0", "early-1", "early-2", "early-3", "late"]
