@@ -55,7 +55,9 @@ Topics = Annotated[
     typer.Option("--topic", "-t", help="Only this topic (repeatable; default: every policy)."),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Objects deleted per batch and commit.")]
-CheckpointGroup = Annotated[str, typer.Option("--group", help="The evictor's checkpoint consumer group.")]
+CheckpointGroup = Annotated[
+    str, typer.Option("--group", "-g", help="The evictor's checkpoint consumer group.")
+]
 
 
 def _connect(

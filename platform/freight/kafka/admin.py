@@ -7,7 +7,7 @@ into `BrokerUnavailableError` instead of a hang or a raw librdkafka error.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,9 @@ class PartitionReplicas:
     isr: tuple[int, ...]
 
 
+_COORDINATOR_BUSY = {"COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR"}
+
+
 class KafkaAdmin:
     """Typed admin helpers bound to one cluster."""
 
@@ -121,6 +124,32 @@ class KafkaAdmin:
             raise broker_unavailable(
                 self.bootstrap, f"timed out after {self.timeout:g}s: {action}", self._last_connection_error()
             ) from exc
+
+    def _wait_group(self, call: Callable[[], Any], action: str) -> Any:
+        """`call()`'s future's result, asked again while the group coordinator is loading or moving.
+
+        A broker that just started answers COORDINATOR_LOAD_IN_PROGRESS for a few seconds; Kafka's tools
+        retry it, so a `freight groups` command right after `freight dev up` must too.
+        """
+        end = time.monotonic() + self.timeout
+        while True:
+            try:
+                return call().result(timeout=self.timeout)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                name = err.name() if isinstance(err, KafkaError) else ""
+                if name in _COORDINATOR_BUSY and time.monotonic() < end:
+                    time.sleep(0.2)
+                    continue
+                raise translate_kafka_error(
+                    exc, self.bootstrap, action, self._last_connection_error()
+                ) from exc
+            except TimeoutError as exc:
+                raise broker_unavailable(
+                    self.bootstrap,
+                    f"timed out after {self.timeout:g}s: {action}",
+                    self._last_connection_error(),
+                ) from exc
 
     def _last_connection_error(self) -> Any:
         """The last authentication/TLS/resolution error librdkafka reported (served by a poll)."""
@@ -302,8 +331,10 @@ class KafkaAdmin:
 
     def group_state(self, group: str) -> tuple[str, int]:
         """(state name, member count) of a consumer group."""
-        futures = self._admin.describe_consumer_groups([group], request_timeout=self.timeout)
-        desc = self._wait(futures[group], f"describe group {group!r}")
+        desc = self._wait_group(
+            lambda: self._admin.describe_consumer_groups([group], request_timeout=self.timeout)[group],
+            f"describe group {group!r}",
+        )
         return str(desc.state.name), len(desc.members)
 
     def describe_group(self, group: str) -> GroupDescription:
@@ -315,8 +346,10 @@ class KafkaAdmin:
         Returns:
             The description (a group the broker does not know is DEAD with no members).
         """
-        futures = self._admin.describe_consumer_groups([group], request_timeout=self.timeout)
-        desc = self._wait(futures[group], f"describe group {group!r}")
+        desc = self._wait_group(
+            lambda: self._admin.describe_consumer_groups([group], request_timeout=self.timeout)[group],
+            f"describe group {group!r}",
+        )
         members = tuple(
             GroupMember(
                 consumer_id=str(m.member_id),
@@ -339,11 +372,14 @@ class KafkaAdmin:
         Raises:
             ConfigError: the group does not exist, or still has members (the message says what to do).
         """
-        futures = self._admin.delete_consumer_groups([group], request_timeout=self.timeout)
         try:
-            futures[group].result(timeout=self.timeout)
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
+            self._wait_group(
+                lambda: self._admin.delete_consumer_groups([group], request_timeout=self.timeout)[group],
+                f"delete group {group!r}",
+            )
+        except FreightError as exc:
+            cause = exc.__cause__
+            err = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
             name = err.name() if isinstance(err, KafkaError) else ""
             if name == "GROUP_ID_NOT_FOUND":
                 raise ConfigError(
@@ -353,9 +389,7 @@ class KafkaAdmin:
                 raise ConfigError(
                     f"group {group!r} still has active members; stop its consumers before deleting it"
                 ) from exc
-            raise translate_kafka_error(exc, self.bootstrap, f"delete group {group!r}") from exc
-        except TimeoutError as exc:
-            raise broker_unavailable(self.bootstrap, f"timed out deleting group {group!r}") from exc
+            raise
 
     def partition_replicas(self, topic: str) -> list[PartitionReplicas]:
         """Leader, replicas and ISR of every partition of `topic` (from the cluster metadata)."""
