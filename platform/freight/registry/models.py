@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class _Request(BaseModel):
@@ -19,7 +19,7 @@ class _Request(BaseModel):
 class SchemaReferenceModel(_Request):
     name: str = Field(description="Fully qualified name of the referenced Avro type.")
     subject: str
-    version: int
+    version: StrictInt
 
 
 class RegisterSchemaRequest(_Request):
@@ -28,8 +28,9 @@ class RegisterSchemaRequest(_Request):
     schema_text: str | None = Field(None, alias="schema", description="The schema, as a JSON string.")
     schema_type: str | None = Field(None, alias="schemaType", description="AVRO (the default) or JSON.")
     references: list[SchemaReferenceModel] | None = None
-    id: int | None = Field(None, description="IMPORT mode only: the id to register the schema under.")
-    version: int | None = Field(None, description="IMPORT mode only: the version to register.")
+    # Strict: `"version": false` is not version 0 (JSON booleans are not numbers).
+    id: StrictInt | None = Field(None, description="IMPORT mode only: the id to register the schema under.")
+    version: StrictInt | None = Field(None, description="IMPORT mode only: the version to register.")
     metadata: dict[str, Any] | None = None
     rule_set: dict[str, Any] | None = Field(None, alias="ruleSet")
 
@@ -69,7 +70,7 @@ class SchemaResponse(BaseModel):
 
 class SubjectVersion(BaseModel):
     subject: str
-    version: int
+    version: StrictInt
 
 
 class CompatibilityResponse(BaseModel):

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from freight.registry.errors import Problem, RegistryError
 from freight.registry.models import ErrorMessage
@@ -55,11 +56,16 @@ STATUS: dict[Problem, tuple[int, int]] = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorMessage, "description": text}
     for code, text in (
+        (400, "Malformed JSON or an invalid query parameter (400)"),
         (404, "Not found (40401-40409)"),
         (422, "Invalid request (422xx)"),
         (500, "Store error (500xx)"),
     )
 }
+
+
+#: Every route may answer 400 (an invalid query value, malformed JSON): documented on every router.
+BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: ERRORS[400]}
 
 
 class RegistryJSONResponse(JSONResponse):
@@ -106,6 +112,16 @@ def validation_response(request: Request, exc: RequestValidationError) -> Respon
     return error_response(400, 400, f"Invalid request parameter: {where}")
 
 
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of `app` serves at the request's path."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every failure with a Confluent error body: domain problems, validation, HTTP and the rest."""
 
@@ -118,8 +134,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return validation_response(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, exc.status_code, f"HTTP {exc.status_code}: {exc.detail}")
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:  # RFC 9110: list every method the path has (one route per method here)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
+        return error_response(
+            exc.status_code, exc.status_code, f"HTTP {exc.status_code}: {exc.detail}", headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from freight import metrics
 from freight.registry.api.http import (
+    BAD_REQUEST,
     HEALTH_PATH,
     METRICS_PATH,
     RegistryJSONResponse,
@@ -24,7 +25,7 @@ from freight.registry.service import RegistryService
 
 def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     """The routes of this resource over `service` (writes go through `write`)."""
-    r = APIRouter()
+    r = APIRouter(responses=BAD_REQUEST)
 
     @r.get("/", summary="Root (empty object)")
     def root() -> dict[str, Any]:

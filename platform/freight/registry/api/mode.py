@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from freight.registry.api.http import ERRORS, RegistryJSONResponse
+from freight.registry.api.http import BAD_REQUEST, ERRORS, RegistryJSONResponse
 from freight.registry.api.params import (
     DefaultToGlobal,
     Subject,
@@ -20,7 +20,7 @@ from freight.registry.service import RegistryService
 
 def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     """The routes of this resource over `service` (writes go through `write`)."""
-    r = APIRouter()
+    r = APIRouter(responses=BAD_REQUEST)
 
     @r.get("/mode", response_model=ModeResponse, summary="Global mode")
     def get_global_mode(default_to_global: DefaultToGlobal = False) -> Response:

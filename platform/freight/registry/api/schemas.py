@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from freight.registry.api.http import ERRORS, MEDIA_TYPE
+from freight.registry.api.http import BAD_REQUEST, ERRORS, MEDIA_TYPE
 from freight.registry.api.params import (
     Deleted,
     SchemaId,
@@ -25,7 +25,7 @@ from freight.registry.service import RegistryService
 
 def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     """The routes of this resource over `service` (writes go through `write`)."""
-    r = APIRouter()
+    r = APIRouter(responses=BAD_REQUEST)
 
     @r.get(
         "/schemas/ids/{schema_id}", response_model=SchemaResponse, responses=ERRORS, summary="Schema by id"

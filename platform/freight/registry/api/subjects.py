@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from freight.registry.api.http import ERRORS, MEDIA_TYPE, RegistryJSONResponse
+from freight.registry.api.http import BAD_REQUEST, ERRORS, MEDIA_TYPE, RegistryJSONResponse
 from freight.registry.api.params import (
     Deleted,
     DeletedOnly,
@@ -27,7 +27,7 @@ from freight.registry.service import RegistryService
 
 def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     """The routes of this resource over `service` (writes go through `write`)."""
-    r = APIRouter()
+    r = APIRouter(responses=BAD_REQUEST)
 
     @r.get("/subjects", response_model=list[str], summary="List subjects")
     def list_subjects(
