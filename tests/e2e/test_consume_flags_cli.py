@@ -7,13 +7,13 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Producer
+from tests.fixtures.cli import run_freight
 
 from freight.config import FreightSettings
 from freight.kafka import producer_config
@@ -21,23 +21,7 @@ from freight.kafka import producer_config
 FOREIGN = b"\x00\x00\x00\x00\x07not a freight event [x]"
 
 
-def freight(
-    settings: FreightSettings, *args: str, stdin: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update(
-        FREIGHT_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        FREIGHT_SCHEMA_REGISTRY_URL=settings.schema_registry_url,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "freight.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+freight = run_freight
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -12,27 +12,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.fixtures.cli import run_freight
+
 from freight.config import FreightSettings
 from freight.kafka import KafkaAdmin
 
-
-def freight(
-    settings: FreightSettings, *args: str, stdin: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update(
-        FREIGHT_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        FREIGHT_SCHEMA_REGISTRY_URL=settings.schema_registry_url,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "freight.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+freight = run_freight
 
 
 def test_produce_a_directory_and_consume_it_into_another(
