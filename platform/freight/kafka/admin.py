@@ -201,9 +201,21 @@ class KafkaAdmin:
         exist_ok: bool = True,
         replication_factor: int = -1,
     ) -> bool:
-        """Create a topic; return False if it already existed (and `exist_ok`).
+        """Create a topic and wait until the cluster's metadata shows it.
 
-        `replication_factor` -1 leaves it to the broker's `default.replication.factor`.
+        Args:
+            name: the topic.
+            partitions: its partition count (>= 1).
+            config: topic configs (e.g. `{"cleanup.policy": "compact"}`).
+            exist_ok: an existing topic is not an error.
+            replication_factor: replicas per partition; -1 leaves it to the broker's
+                `default.replication.factor`.
+
+        Returns:
+            True if created, False if it already existed (with `exist_ok`).
+
+        Raises:
+            ConfigError: partitions < 1. FreightError subclasses for broker errors (translated).
         """
         if partitions < 1:
             raise ConfigError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
@@ -303,13 +315,31 @@ class KafkaAdmin:
         return TopicInfo(name, len(t.partitions), config)
 
     def partitions(self, topic: str) -> list[int]:
+        """The partition ids of `topic`.
+
+        Args:
+            topic: the topic.
+
+        Returns:
+            Its partitions, sorted.
+
+        Raises:
+            ConfigError: the topic does not exist.
+        """
         t = self._metadata(topic).topics.get(topic)
         if t is None or t.error is not None:
             raise ConfigError(f"topic {topic!r} does not exist")
         return sorted(t.partitions)
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
-        """(log start, high watermark) per partition."""
+        """(log start, high watermark) per partition.
+
+        Args:
+            topic: the topic.
+
+        Returns:
+            partition -> (first offset still in the log, next offset to be written).
+        """
         parts = self.partitions(topic)
         lows = self._list_offsets(topic, parts, OffsetSpec.earliest())
         highs = self._list_offsets(topic, parts, OffsetSpec.latest())
@@ -321,7 +351,15 @@ class KafkaAdmin:
         return {tp.partition: self._wait(f, f"list offsets of {topic}").offset for tp, f in futures.items()}
 
     def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
-        """The earliest offset per partition whose timestamp is >= `timestamp_ms` (high watermark if none)."""
+        """Where each partition reaches a point in time.
+
+        Args:
+            topic: the topic.
+            timestamp_ms: epoch milliseconds.
+
+        Returns:
+            partition -> the earliest offset with a timestamp >= `timestamp_ms` (the high watermark if none).
+        """
         parts = self.partitions(topic)
         return self._list_offsets(topic, parts, OffsetSpec.for_timestamp(timestamp_ms))
 
@@ -448,7 +486,15 @@ class KafkaAdmin:
             raise translate_kafka_error(exc, self.bootstrap, f"alter configs of {topic!r}") from exc
 
     def committed(self, group: str, topic: str | None = None) -> dict[tuple[str, int], int]:
-        """Committed offsets of a group, per (topic, partition); partitions never committed are absent."""
+        """Committed offsets of a group.
+
+        Args:
+            group: the consumer group.
+            topic: only this topic (None: all).
+
+        Returns:
+            (topic, partition) -> next offset to read; partitions never committed are absent.
+        """
         req = ConsumerGroupTopicPartitions(group)
         futures = self._admin.list_consumer_group_offsets([req], request_timeout=self.timeout)
         res = self._wait(futures[group], f"read committed offsets of group {group!r}")
@@ -467,7 +513,15 @@ class KafkaAdmin:
         ]
 
     def alter_group_offsets(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
-        """Set committed offsets of a group that has no active members (like kafka-consumer-groups)."""
+        """Set committed offsets of a group that has no active members (like kafka-consumer-groups).
+
+        Args:
+            group: the consumer group.
+            offsets: (topic, partition) -> the next offset the group will read.
+
+        Raises:
+            ConfigError: the group has active members (stop its consumers first).
+        """
         state, members = self.group_state(group)
         if members:
             raise ConfigError(
@@ -480,7 +534,11 @@ class KafkaAdmin:
         self._wait(futures[group], f"reset offsets of group {group!r}")
 
     def delete_records(self, before: Mapping[tuple[str, int], int]) -> None:
-        """Delete records below the given offsets (advances the log start offset)."""
+        """Delete records below the given offsets (advances the log start offset).
+
+        Args:
+            before: (topic, partition) -> the first offset to keep.
+        """
         if not before:
             return
         req = [TopicPartition(t, p, o) for (t, p), o in before.items()]
