@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 SCENARIOS = {"small", "bulk", "latency", "replay", "fanout", "scaling"}
 MEASUREMENT_KEYS = {
@@ -39,6 +40,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.long
 def test_bench_suite_writes_results_json_and_plots(
     kafka_bootstrap: str, registry_url: str, tmp_path: Path
 ) -> None:

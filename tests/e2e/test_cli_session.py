@@ -12,6 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 
 from freight.config import FreightSettings
@@ -41,6 +42,7 @@ def ok(settings: FreightSettings, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+@pytest.mark.long
 def test_a_session_with_the_freight_command(stream_settings: FreightSettings, tmp_path: Path) -> None:
     s = stream_settings
     topic = f"cli-session-{uuid.uuid4().hex[:8]}"

@@ -55,6 +55,7 @@ def _store(tmp_path: Path, name: str) -> Store:
     return Store(f"{name}-{uuid.uuid4().hex[:8]}", FileConnector(tmp_path / name))
 
 
+@pytest.mark.long
 def test_broker_sigterm_and_sigkill_mid_stream_lose_and_duplicate_nothing(
     private_kafka: PrivateKafka, tmp_path: Path
 ) -> None:
@@ -139,6 +140,7 @@ def test_broker_sigterm_and_sigkill_mid_stream_lose_and_duplicate_nothing(
     ]
 
 
+@pytest.mark.long
 def test_a_broker_that_stays_down_is_a_clear_error_and_loses_nothing(
     private_kafka: PrivateKafka, tmp_path: Path
 ) -> None:

@@ -175,6 +175,7 @@ def _cycle_random_rebalance(group: Group, rng: random.Random) -> None:
     group.kill(b)
 
 
+@pytest.mark.long
 def test_killed_members_lose_nothing_and_repeat_only_uncommitted_items(
     stream_settings: FreightSettings,
     consumer_group: Group,

@@ -139,6 +139,7 @@ def test_an_s3_outage_skips_nothing_once_the_endpoint_is_back(
     assert KafkaAdmin(stream_settings).committed(group_id, topic) == {(topic, 0): 8}
 
 
+@pytest.mark.long
 def test_hung_stalled_and_slow_s3_endpoints(private_s3: PrivateS3) -> None:
     store = Store(f"s3slow-{uuid.uuid4().hex[:8]}", private_s3.connector(request_timeout=60.0))
     blob = np.random.default_rng(7).integers(0, 255, 1 << 20, dtype=np.uint8)

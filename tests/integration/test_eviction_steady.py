@@ -63,6 +63,7 @@ def _lag(admin: KafkaAdmin, groups: list[str], topic: str) -> int:
     return max(sum(p.lag for p in admin.group_offsets(g, topic)) for g in groups)
 
 
+@pytest.mark.long
 def test_store_stays_bounded_while_groups_keep_up(
     stream_settings: FreightSettings,
     make_topic: Callable[..., str],
