@@ -31,6 +31,8 @@ SYNC_ONLY: dict[str, str] = {
     "serde": "a property without I/O after its first use",
     "serializers": "a property without I/O after its first use",
     "admin": "a property: the admin client (its calls block; run them in a thread)",
+    "on_bad_event": "a property without I/O: the consumer's bad-record policy",
+    "dead_letter_topic": "a property without I/O: where bad records go under dead-letter",
     "mark_unread": "called on the consumer thread inside rebalance callbacks by owners of its commits",
     "stopped": "a property without I/O",
     "__iter__": "the async variant iterates with `async for` (__aiter__)",

@@ -154,8 +154,6 @@ class StreamConsumer:
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.idle_timeout = idle_timeout
-        self.on_bad_event = on_bad_event
-        self.dead_letter_topic = dead_letter_topic
         self.skip_evicted = skip_evicted
         self.auto_commit = auto_commit
         self.rebalance_listener = rebalance_listener
@@ -227,6 +225,16 @@ class StreamConsumer:
             raise
 
     # Plumbing -----------------------------------------------------------------------------------------
+    @property
+    def on_bad_event(self) -> BadEventPolicy:
+        """What happens to a record that is not a Freight event (the decoder's policy)."""
+        return self._decoder.on_bad_event
+
+    @property
+    def dead_letter_topic(self) -> str | None:
+        """Where bad records go under "dead-letter" (None: `<topic>.dlq`)."""
+        return self._decoder.dead_letter_topic
+
     @property
     def serde(self) -> EventSerde:
         """The event serde (decoding through the registry; made on first use unless one was given)."""
