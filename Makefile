@@ -12,7 +12,7 @@ EXTRAS := dev,torch,dask,rdma,otel,bench
 JARS := infra/kafka/libs/.complete
 PYTEST_ARGS ?=
 
-.PHONY: lock install test test-long test-wheel test-rdma test-unit test-integration test-faults demo lint bench dev-up dev-down clean
+.PHONY: lock install test test-long test-conformance test-wheel test-rdma test-unit test-integration test-faults demo lint bench dev-up dev-down clean
 
 install: $(STAMP) $(JARS)
 
@@ -38,10 +38,15 @@ lock:
 # The few tests over 20 s (marker `long`: broker kills, the whole bench suite, a full CLI session) run in
 # `make test-long`, which CI runs after `make test`, so `make test` stays well under 20 minutes.
 test: install
-	$(BIN)/python -m pytest -m "not long" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not long and not conformance" $(PYTEST_ARGS)
 
 test-long: install
-	$(BIN)/python -m pytest -m long $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "long and not conformance" $(PYTEST_ARGS)
+
+# Confluent's published schema-registry e2e suite (npm @confluentinc/schemaregistry) against Freight's
+# registry and broker on localhost:8081 / :9092; needs Node.js 20+ and npm (docs/registry.md).
+test-conformance: install
+	$(BIN)/python -m pytest tests/conformance -m conformance -s $(PYTEST_ARGS)
 
 # The tensor store's transfer engine, including the 1 GiB cross-process exchange (about 30 s).
 test-rdma: install

@@ -39,6 +39,7 @@ _DIR_MARKERS = {
     "compat": "integration",  # tests/compat: the seed guides on real services
     "e2e": "e2e",
     "faults": "faults",
+    "conformance": "conformance",  # tests/conformance: other projects' suites, `make test-conformance`
 }
 
 

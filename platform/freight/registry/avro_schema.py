@@ -19,6 +19,8 @@ import avro.name
 import avro.schema
 import fastavro
 
+from freight.registry.contracts import NO_CONTRACT, Contract
+
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 NAMED = frozenset({"record", "error", "enum", "fixed"})
 MAX_REFERENCE_DEPTH = 32
@@ -58,6 +60,12 @@ class ParsedSchema:
     fingerprint: str
     model: Any
     schema_type: str = "AVRO"
+    contract: Contract = NO_CONTRACT
+
+    @property
+    def identity(self) -> str:
+        """What decides the id: the fingerprint of the text and references, with the data contract."""
+        return self.contract.identity(self.fingerprint)
 
 
 def fingerprint(schema_type: str, canonical: str, references: Sequence[SchemaReference]) -> str:
@@ -105,8 +113,54 @@ def parse_avro(
         canonical = canonical_form(data)
     except (TypeError, KeyError, AttributeError, ValueError, RecursionError) as exc:
         raise InvalidSchemaError(f"cannot normalize the schema: {exc}") from None
-    compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    compact = json.dumps(_java_order(data), separators=(",", ":"), ensure_ascii=False)
     return ParsedSchema(compact, canonical, refs, fingerprint("AVRO", canonical, refs), parsed)
+
+
+# The order in which Java's `Schema.toString()` writes each kind's attributes; Confluent's registry stores and
+# serves that form, so a client that registers `{"name": ..., "type": "record"}` reads back the same text as
+# from Confluent. Other attributes (custom properties) follow in their original order.
+_KEY_ORDER = {
+    "record": ("type", "name", "namespace", "doc", "fields"),
+    "error": ("type", "name", "namespace", "doc", "fields"),
+    "enum": ("type", "name", "namespace", "doc", "symbols", "default"),
+    "fixed": ("type", "name", "namespace", "doc", "size"),
+    "array": ("type", "items"),
+    "map": ("type", "values"),
+}
+_FIELD_ORDER = ("name", "type", "doc", "default", "order")
+
+
+def _java_order(node: Any) -> Any:
+    """`node` with each object's keys in Java's order and `{"type": "int"}` written as `"int"`."""
+    if isinstance(node, list):
+        return [_java_order(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    first = _KEY_ORDER.get(kind, ("type",)) if isinstance(kind, str) else ("type",)
+    out = _ordered(node, first)
+    if "fields" in out and isinstance(out["fields"], list):
+        out["fields"] = [
+            _ordered(f, _FIELD_ORDER, recurse=("type",)) if isinstance(f, dict) else f for f in out["fields"]
+        ]
+    for key in ("items", "values"):
+        if key in out:
+            out[key] = _java_order(out[key])
+    if "type" in out and not (isinstance(kind, str) and kind in _KEY_ORDER):
+        out["type"] = _java_order(out["type"])
+    if list(out) == ["type"] and isinstance(out["type"], str):
+        return out["type"]
+    return out
+
+
+def _ordered(node: dict[str, Any], first: Sequence[str], recurse: Sequence[str] = ()) -> dict[str, Any]:
+    out = {k: node[k] for k in first if k in node}
+    out.update({k: v for k, v in node.items() if k not in out})
+    for key in recurse:
+        if key in out:
+            out[key] = _java_order(out[key])
+    return out
 
 
 def walk_references(

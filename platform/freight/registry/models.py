@@ -31,8 +31,12 @@ class RegisterSchemaRequest(_Request):
     # Strict: `"version": false` is not version 0 (JSON booleans are not numbers).
     id: StrictInt | None = Field(None, description="IMPORT mode only: the id to register the schema under.")
     version: StrictInt | None = Field(None, description="IMPORT mode only: the version to register.")
-    metadata: dict[str, Any] | None = None
-    rule_set: dict[str, Any] | None = Field(None, alias="ruleSet")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Data contract: {properties, tags, sensitive}; part of the schema's identity."
+    )
+    rule_set: dict[str, Any] | None = Field(
+        None, alias="ruleSet", description="Data contract: {migrationRules, domainRules, encodingRules}."
+    )
 
 
 class ConfigUpdateRequest(_Request):
@@ -41,7 +45,8 @@ class ConfigUpdateRequest(_Request):
         None, alias="compatibilityLevel", description="Same as compatibility."
     )
     normalize: bool | None = Field(
-        None, description="Accepted for compatibility; schemas are always normalized."
+        None,
+        description="Stored and returned; equivalent schemas always get the same id (they are normalized).",
     )
 
 
@@ -66,6 +71,8 @@ class SchemaResponse(BaseModel):
     schema_text: str = Field(alias="schema")
     schema_type: str | None = Field(None, alias="schemaType")
     references: list[SchemaReferenceModel] | None = None
+    metadata: dict[str, Any] | None = None
+    rule_set: dict[str, Any] | None = Field(None, alias="ruleSet")
 
 
 class SubjectVersion(BaseModel):
@@ -81,6 +88,7 @@ class CompatibilityResponse(BaseModel):
 class ConfigResponse(BaseModel):
     compatibility_level: str | None = Field(None, alias="compatibilityLevel")
     compatibility: str | None = None
+    normalize: bool | None = None
 
 
 class ModeResponse(BaseModel):

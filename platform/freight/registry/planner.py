@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from freight.registry import errors
@@ -23,6 +23,7 @@ from freight.registry.avro_schema import (
     parse_avro,
 )
 from freight.registry.compat import CompatibilityLevel, PreviousSchema, check
+from freight.registry.contracts import validate_contract
 from freight.registry.json_schema import parse_json_schema
 from freight.registry.models import RegisterSchemaRequest
 from freight.registry.records import (
@@ -105,6 +106,10 @@ def _with_type_and_refs(body: dict[str, Any], content: SchemaContent) -> dict[st
         body["schemaType"] = content.schema_type
     if content.references:
         body["references"] = [r.to_json() for r in content.references]
+    if content.contract.metadata is not None:
+        body["metadata"] = content.contract.metadata
+    if content.contract.rule_set is not None:
+        body["ruleSet"] = content.contract.rule_set
     return body
 
 
@@ -118,6 +123,8 @@ def _schema_value(entry_subject: str, version: int, content: SchemaContent, dele
         references=[
             ReferenceValue(name=r.name, subject=r.subject, version=r.version) for r in content.references
         ],
+        metadata=content.contract.metadata,
+        rule_set=content.contract.rule_set,
         deleted=deleted,
         fingerprint=content.fingerprint,
     )
@@ -160,16 +167,19 @@ class Planner:
         size = len(body.schema_text.encode())
         if size > self.max_schema_bytes:
             raise errors.schema_too_large(size, self.max_schema_bytes)
-        if body.metadata or body.rule_set:
-            raise errors.invalid_schema("schema metadata and rule sets (data contracts) are not supported")
+        try:
+            contract = validate_contract(body.metadata, body.rule_set)
+        except ValueError as exc:
+            raise errors.invalid_schema(str(exc)) from None
         refs = tuple(SchemaReference(r.name, r.subject, r.version) for r in body.references or [])
         for ref in refs:
             if not 1 <= ref.version <= MAX_INT:
                 raise errors.invalid_schema(f"reference {ref.name!r} has invalid version {ref.version}")
         try:
-            return parse_schema(schema_type, body.schema_text, refs, self.resolver(state))
+            parsed = parse_schema(schema_type, body.schema_text, refs, self.resolver(state))
         except InvalidSchemaError as exc:
             raise errors.invalid_schema(str(exc)) from None
+        return replace(parsed, contract=contract)
 
     def parsed_by_id(self, state: RegistryState, schema_id: int) -> ParsedSchema | None:
         """The parsed form of a stored schema, cached (an id's content never changes)."""
@@ -177,13 +187,14 @@ class Planner:
         if content is None:
             return None
         cached = self._parsed.get(schema_id)
-        if cached is not None and cached.fingerprint == content.fingerprint:
+        if cached is not None and cached.identity == content.fingerprint:
             return cached
         try:
             parsed = parse_schema(content.schema_type, content.text, content.references, self.resolver(state))
         except InvalidSchemaError as exc:
             log.error("stored schema %d no longer parses: %s", schema_id, exc)
             return None
+        parsed = replace(parsed, contract=content.contract)
         self._parsed[schema_id] = parsed
         return parsed
 
@@ -221,11 +232,21 @@ class Planner:
         return entry
 
     @staticmethod
+    def inherit_contract(state: RegistryState, subject: str, parsed: ParsedSchema) -> ParsedSchema:
+        """Like Confluent: a registration without metadata and ruleSet keeps those of the latest version."""
+        if not parsed.contract.empty:
+            return parsed
+        latest = state.latest(subject)
+        content = None if latest is None else state.content(latest.schema_id)
+        return parsed if content is None else replace(parsed, contract=content.contract)
+
+    @staticmethod
     def existing_version(state: RegistryState, subject: str, parsed: ParsedSchema) -> dict[str, Any] | None:
-        """{"id", "version"} of the live version of `subject` holding this schema, if any."""
+        """{"id", "version"} of the live version of `subject` holding this schema (and contract), if any."""
+        parsed = Planner.inherit_contract(state, subject, parsed)
         for entry in reversed(state.subject_versions(subject)):
             content = state.content(entry.schema_id)
-            if content is not None and content.fingerprint == parsed.fingerprint:
+            if content is not None and content.fingerprint == parsed.identity:
                 return {"id": entry.schema_id, "version": entry.version}
         return None
 
@@ -263,6 +284,8 @@ class Planner:
                 f"Subject {subject} is in import mode: give the schema's id (and version) to register it"
             )
         parsed = self.parse_request(state, body)
+        if mode is not Mode.IMPORT:
+            parsed = self.inherit_contract(state, subject, parsed)
         if not body.version:
             existing = self.existing_version(state, subject, parsed)
             if existing is not None and (body.id is None or body.id == existing["id"]):
@@ -271,7 +294,7 @@ class Planner:
             if not 1 <= body.id <= MAX_INT:
                 raise errors.invalid_schema(f"id {body.id} is out of range [1, 2^31-1]")
             taken = state.content(body.id)
-            if taken is not None and taken.fingerprint != parsed.fingerprint:
+            if taken is not None and taken.fingerprint != parsed.identity:
                 raise errors.id_does_not_match(body.id)
             schema_id = body.id
         else:
@@ -281,12 +304,12 @@ class Planner:
             )
             if messages:
                 raise errors.incompatible_schema(subject, messages)
-            known = state.id_for(parsed.fingerprint)
+            known = state.id_for(parsed.identity)
             schema_id = known if known is not None else state.max_id() + 1
         version = self._version(state, subject, body, mode)
         # An id always names the text it was first registered with.
         content = state.content(schema_id) or SchemaContent(
-            schema_id, parsed.schema_type, parsed.text, parsed.references, parsed.fingerprint
+            schema_id, parsed.schema_type, parsed.text, parsed.references, parsed.identity, parsed.contract
         )
         records = [
             Record(
@@ -381,28 +404,45 @@ class Planner:
         return Plan(versions, records)
 
     @staticmethod
-    def set_config(state: RegistryState, subject: str | None, level: CompatibilityLevel) -> Plan:
-        """PUT /config and /config/{subject}."""
+    def set_config(
+        state: RegistryState,
+        subject: str | None,
+        level: CompatibilityLevel | None,
+        normalize: bool | None = None,
+    ) -> Plan:
+        """PUT /config and /config/{subject}: a field left out keeps its current value at that level."""
         if subject is not None:
             check_subject(subject)
             if state.effective_mode(subject).read_only:
                 raise _read_only(subject)
-        record = Record(RecordKey(KeyType.CONFIG, subject), ConfigValue(compatibility_level=level.value))
-        return Plan({"compatibility": level.value}, [] if state.config(subject) is level else [record])
+        new_level = level or state.config(subject)
+        new_normalize = state.normalize_setting(subject) if normalize is None else normalize
+        answer: dict[str, Any] = {}
+        if level is not None:
+            answer["compatibility"] = level.value
+        if normalize is not None:
+            answer["normalize"] = normalize
+        if new_level is state.config(subject) and new_normalize == state.normalize_setting(subject):
+            return Plan(answer)
+        value = ConfigValue(
+            compatibility_level=None if new_level is None else new_level.value, normalize=new_normalize
+        )
+        return Plan(answer, [Record(RecordKey(KeyType.CONFIG, subject), value)])
 
     @staticmethod
     def delete_config(state: RegistryState, subject: str | None) -> Plan:
         """DELETE /config (back to the default) and /config/{subject} (back to the global level)."""
         current = state.config(subject)
+        configured = current is not None or state.normalize_setting(subject) is not None
         if subject is None:
             old = state.effective_config(None)
-        elif current is None:
+        elif not configured:
             raise errors.subject_not_found(subject)
         else:
-            old = current
+            old = current or state.effective_config(None)
             if state.effective_mode(subject).read_only:
                 raise _read_only(subject)
-        records = [] if current is None else [Record(RecordKey(KeyType.CONFIG, subject), None)]
+        records = [Record(RecordKey(KeyType.CONFIG, subject), None)] if configured else []
         return Plan({"compatibilityLevel": old.value}, records)
 
     @staticmethod

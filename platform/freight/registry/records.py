@@ -6,8 +6,9 @@ removes it. Keys are serialized with sorted keys so that equal keys are equal by
 
 | keytype  | key fields        | value                                                          |
 |----------|-------------------|----------------------------------------------------------------|
-| SCHEMA   | subject, version  | subject, version, id, schemaType, schema, references, deleted, fingerprint |
-| CONFIG   | subject (null: global) | compatibilityLevel                                        |
+| SCHEMA   | subject, version  | subject, version, id, schemaType, schema, references, metadata, |
+|          |                   | ruleSet, deleted, fingerprint                                  |
+| CONFIG   | subject (null: global) | compatibilityLevel, normalize                             |
 | MODE     | subject (null: global) | mode                                                      |
 | WRITER   | -                 | url and instance id of the instance that holds the writer role |
 | ID_FLOOR | -                 | the highest id ever given, so hard deletes never free an id for reuse |
@@ -90,12 +91,18 @@ class SchemaValue(_Value):
     schema_type: str = Field("AVRO", alias="schemaType")
     schema_text: str = Field(alias="schema")
     references: list[ReferenceValue] = Field(default_factory=list)
+    # The data contract (freight.registry.contracts); its shape is checked when the record is applied.
+    metadata: dict[str, Any] | None = None
+    rule_set: dict[str, Any] | None = Field(None, alias="ruleSet")
     deleted: bool = False
     fingerprint: str
 
 
 class ConfigValue(_Value):
-    compatibility_level: str = Field(alias="compatibilityLevel")
+    """A subject's (or the global) configuration; an absent field is not configured at that level."""
+
+    compatibility_level: str | None = Field(None, alias="compatibilityLevel")
+    normalize: bool | None = None
 
 
 class ModeValue(_Value):

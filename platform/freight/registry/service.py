@@ -189,7 +189,9 @@ class RegistryService:
             parsed = self.planner.parse_request(state, body)
             for entry in reversed(state.subject_versions(subject, deleted=deleted)):
                 content = self.planner.content(state, entry)
-                if content.fingerprint == parsed.fingerprint:
+                # A lookup without metadata and ruleSet matches the text whatever contract it carries.
+                contract = content.contract if parsed.contract.empty else parsed.contract
+                if content.fingerprint == contract.identity(parsed.fingerprint):
                     return version_body(entry, content)
             if not state.has_subject(subject, deleted=deleted):
                 raise errors.subject_not_found(subject)
@@ -238,15 +240,32 @@ class RegistryService:
         return result
 
     def get_config(self, subject: str | None, *, default_to_global: bool = False) -> dict[str, Any]:
+        """GET /config[/{subject}]: the compatibility level and, where set, `normalize`."""
         with self.store.read() as state:
             if subject is None:
-                return {"compatibilityLevel": state.effective_config(None).value}
-            level = state.config(subject)
-            if level is None and default_to_global:
-                level = state.effective_config(None)
-            if level is None:
+                return _config_body(state.effective_config(None), state.normalize_setting(None))
+            level, normalize = state.config(subject), state.normalize_setting(subject)
+            if level is None and normalize is None and not default_to_global:
                 raise errors.subject_compatibility_not_configured(subject)
-            return {"compatibilityLevel": level.value}
+            if default_to_global:
+                level = level or state.effective_config(None)
+                normalize = normalize if normalize is not None else state.normalize_setting(None)
+            return _config_body(level, normalize)
+
+    def latest_with_metadata(
+        self, subject: str, wanted: dict[str, str], *, deleted: bool = False
+    ) -> dict[str, Any]:
+        """GET /subjects/{subject}/metadata: the newest version whose metadata holds every key=value."""
+        with self.store.read() as state:
+            entries = state.subject_versions(subject, deleted=deleted)
+            if not entries:
+                raise errors.subject_not_found(subject)
+            for entry in reversed(entries):
+                content = self.planner.content(state, entry)
+                if content.contract.properties_match(wanted):
+                    return version_body(entry, content)
+            pairs = ", ".join(f"{k}={v}" for k, v in wanted.items())
+            raise errors.version_not_found(subject, f"with metadata {pairs}")
 
     def get_mode(self, subject: str | None, *, default_to_global: bool = False) -> dict[str, Any]:
         with self.store.read() as state:
@@ -379,14 +398,23 @@ class RegistryService:
             forwarded=forwarded,
         )
 
-    def set_config(self, subject: str | None, level: str | None, *, forwarded: bool = False) -> WriteResult:
-        """PUT /config and /config/{subject}."""
-        try:
-            parsed = CompatibilityLevel.parse(level)
-        except ValueError:
-            raise errors.invalid_compatibility(level, CompatibilityLevel.names()) from None
+    def set_config(
+        self,
+        subject: str | None,
+        level: str | None,
+        *,
+        normalize: bool | None = None,
+        forwarded: bool = False,
+    ) -> WriteResult:
+        """PUT /config and /config/{subject}: the level, `normalize`, or both (at least one)."""
+        parsed = None
+        if level is not None or normalize is None:
+            try:
+                parsed = CompatibilityLevel.parse(level)
+            except ValueError:
+                raise errors.invalid_compatibility(level, CompatibilityLevel.names()) from None
         return self._execute(
-            lambda state: self.planner.set_config(state, subject, parsed), forwarded=forwarded
+            lambda state: self.planner.set_config(state, subject, parsed, normalize), forwarded=forwarded
         )
 
     def delete_config(self, subject: str | None, *, forwarded: bool = False) -> WriteResult:
@@ -408,3 +436,12 @@ class RegistryService:
     def delete_mode(self, subject: str | None, *, forwarded: bool = False) -> WriteResult:
         """DELETE /mode and /mode/{subject}."""
         return self._execute(lambda state: self.planner.delete_mode(state, subject), forwarded=forwarded)
+
+
+def _config_body(level: CompatibilityLevel | None, normalize: bool | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if level is not None:
+        body["compatibilityLevel"] = level.value
+    if normalize is not None:
+        body["normalize"] = normalize
+    return body

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from freight.registry.avro_schema import SchemaReference
 from freight.registry.compat import DEFAULT_LEVEL, CompatibilityLevel
+from freight.registry.contracts import NO_CONTRACT, Contract, validate_contract
 from freight.registry.records import (
     ConfigValue,
     IdFloorValue,
@@ -67,6 +68,7 @@ class SchemaContent:
     text: str
     references: tuple[SchemaReference, ...]
     fingerprint: str
+    contract: Contract = NO_CONTRACT
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class RegistryState:
     by_fingerprint: dict[str, int] = field(default_factory=dict)
     referenced_by: dict[tuple[str, int], set[int]] = field(default_factory=dict)
     configs: dict[str | None, CompatibilityLevel] = field(default_factory=dict)
+    normalize: dict[str | None, bool] = field(default_factory=dict)
     modes: dict[str | None, Mode] = field(default_factory=dict)
     writer: WriterValue | None = None
     id_floor: int = 0
@@ -106,6 +109,7 @@ class RegistryState:
         elif key.keytype is KeyType.CONFIG:
             if value is None:
                 self.configs.pop(key.subject, None)
+                self.normalize.pop(key.subject, None)
             elif isinstance(value, ConfigValue):
                 self._put_config(key.subject, value)
         elif key.keytype is KeyType.MODE:
@@ -119,11 +123,23 @@ class RegistryState:
             self.id_floor = max(self.id_floor, value.id)
 
     def _put_config(self, subject: str | None, value: ConfigValue) -> None:
-        try:
-            self.configs[subject] = CompatibilityLevel.parse(value.compatibility_level)
-        except ValueError:
-            self.skipped += 1
-            log.warning("ignoring CONFIG record with unknown level %r", value.compatibility_level)
+        # A CONFIG record is the whole configuration of its level: absent fields are not configured there.
+        level = None
+        if value.compatibility_level is not None:
+            try:
+                level = CompatibilityLevel.parse(value.compatibility_level)
+            except ValueError:
+                self.skipped += 1
+                log.warning("ignoring CONFIG record with unknown level %r", value.compatibility_level)
+                return
+        if level is None:
+            self.configs.pop(subject, None)
+        else:
+            self.configs[subject] = level
+        if value.normalize is None:
+            self.normalize.pop(subject, None)
+        else:
+            self.normalize[subject] = value.normalize
 
     def _put_mode(self, subject: str | None, value: ModeValue) -> None:
         try:
@@ -134,6 +150,12 @@ class RegistryState:
 
     def _put_version(self, value: SchemaValue) -> None:
         subject, version = value.subject, value.version
+        try:
+            contract = validate_contract(value.metadata, value.rule_set)
+        except ValueError as exc:
+            self.skipped += 1
+            log.error("ignoring %s v%d: %s", subject, version, exc)
+            return
         existing = self.contents.get(value.id)
         if existing is not None and existing.fingerprint != value.fingerprint:
             # Cannot happen with one fenced writer; keep the first meaning of an id, deterministically.
@@ -149,7 +171,7 @@ class RegistryState:
         if existing is None:
             refs = tuple(r.to_reference() for r in value.references)
             self.contents[value.id] = SchemaContent(
-                value.id, value.schema_type, value.schema_text, refs, value.fingerprint
+                value.id, value.schema_type, value.schema_text, refs, value.fingerprint, contract
             )
             self.by_fingerprint[value.fingerprint] = value.id
             for ref in refs:
@@ -233,6 +255,9 @@ class RegistryState:
     def config(self, subject: str | None) -> CompatibilityLevel | None:
         return self.configs.get(subject)
 
+    def normalize_setting(self, subject: str | None) -> bool | None:
+        return self.normalize.get(subject)
+
     def effective_config(self, subject: str | None) -> CompatibilityLevel:
         return self.configs.get(subject) or self.configs.get(None) or DEFAULT_LEVEL
 
@@ -262,6 +287,7 @@ class RegistryState:
                 [c.schema_id, c.schema_type, c.fingerprint, c.text] for _, c in sorted(self.contents.items())
             ],
             "configs": sorted([k or "", v.value] for k, v in self.configs.items()),
+            "normalize": sorted([k or "", v] for k, v in self.normalize.items()),
             "modes": sorted([k or "", v.value] for k, v in self.modes.items()),
             "id_floor": self.id_floor,
         }

@@ -29,7 +29,9 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     @r.put("/config", response_model=ConfigResponse, responses=ERRORS, summary="Set the global level")
     async def put_global_config(request: Request, body: ConfigUpdateRequest) -> Response:
         level = body.compatibility or body.compatibility_level
-        return await write(request, lambda fwd: service.set_config(None, level, forwarded=fwd))
+        return await write(
+            request, lambda fwd: service.set_config(None, level, normalize=body.normalize, forwarded=fwd)
+        )
 
     @r.delete("/config", response_model=ConfigResponse, responses=ERRORS, summary="Reset the global level")
     async def delete_global_config(request: Request) -> Response:
@@ -44,7 +46,9 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     )
     async def put_subject_config(request: Request, subject: Subject, body: ConfigUpdateRequest) -> Response:
         level = body.compatibility or body.compatibility_level
-        return await write(request, lambda fwd: service.set_config(subject, level, forwarded=fwd))
+        return await write(
+            request, lambda fwd: service.set_config(subject, level, normalize=body.normalize, forwarded=fwd)
+        )
 
     @r.delete(
         "/config/{subject}", response_model=ConfigResponse, responses=ERRORS, summary="Drop a subject level"

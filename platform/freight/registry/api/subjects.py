@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from freight.registry.api.http import BAD_REQUEST, ERRORS, MEDIA_TYPE, RegistryJSONResponse
+from freight.registry.api.http import (
+    BAD_REQUEST,
+    ERRORS,
+    MEDIA_TYPE,
+    RegistryJSONResponse,
+    error_response,
+)
 from freight.registry.api.params import (
     Deleted,
     DeletedOnly,
@@ -127,6 +135,25 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     def get_version_schema(subject: Subject, version: Version, deleted: Deleted = False) -> Response:
         body = service.get_version(subject, version, deleted=deleted)
         return Response(body["schema"], media_type=MEDIA_TYPE)
+
+    @r.get(
+        "/subjects/{subject}/metadata",
+        response_model=SchemaResponse,
+        responses=ERRORS,
+        summary="The newest version whose metadata has these properties",
+    )
+    def latest_with_metadata(
+        subject: Subject,
+        key: Annotated[list[str], Query(description="Metadata property names, in pairs with `value`")] = [],  # noqa: B006
+        value: Annotated[list[str], Query(description="The values of the `key`s, in the same order")] = [],  # noqa: B006
+        deleted: Deleted = False,
+    ) -> Response:
+        if len(key) != len(value):
+            return error_response(
+                400, 400, f"{len(key)} key parameter(s) but {len(value)} value(s): give one value per key"
+            )
+        wanted = dict(zip(key, value, strict=True))
+        return RegistryJSONResponse(service.latest_with_metadata(subject, wanted, deleted=deleted))
 
     @r.get(
         "/subjects/{subject}/versions/{version}/referencedby",
