@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 
 class _Request(BaseModel):
@@ -44,10 +44,33 @@ class ConfigUpdateRequest(_Request):
     compatibility_level: str | None = Field(
         None, alias="compatibilityLevel", description="Same as compatibility."
     )
-    normalize: bool | None = Field(
+    normalize: StrictBool | None = Field(
         None,
         description="Stored and returned; equivalent schemas always get the same id (they are normalized).",
     )
+
+    default_metadata: dict[str, Any] | None = Field(
+        None, alias="defaultMetadata", description="Not supported: a non-null value is refused (42205)."
+    )
+    override_metadata: dict[str, Any] | None = Field(
+        None, alias="overrideMetadata", description="Not supported: a non-null value is refused (42205)."
+    )
+    default_rule_set: dict[str, Any] | None = Field(
+        None, alias="defaultRuleSet", description="Not supported: a non-null value is refused (42205)."
+    )
+    override_rule_set: dict[str, Any] | None = Field(
+        None, alias="overrideRuleSet", description="Not supported: a non-null value is refused (42205)."
+    )
+
+    def unsupported(self) -> list[str]:
+        """The config-level data-contract fields this request sets (the registry does not keep them)."""
+        given = {
+            "defaultMetadata": self.default_metadata,
+            "overrideMetadata": self.override_metadata,
+            "defaultRuleSet": self.default_rule_set,
+            "overrideRuleSet": self.override_rule_set,
+        }
+        return [name for name, value in given.items() if value is not None]
 
 
 class ModeUpdateRequest(_Request):

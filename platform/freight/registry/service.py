@@ -20,7 +20,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -404,9 +404,15 @@ class RegistryService:
         level: str | None,
         *,
         normalize: bool | None = None,
+        unsupported: Sequence[str] = (),
         forwarded: bool = False,
     ) -> WriteResult:
         """PUT /config and /config/{subject}: the level, `normalize`, or both (at least one)."""
+        if unsupported:
+            raise errors.operation_not_permitted(
+                f"{', '.join(unsupported)} in /config are not supported by this registry; send metadata "
+                "and ruleSet with each registration instead (a version without them inherits the latest's)"
+            )
         parsed = None
         if level is not None or normalize is None:
             try:

@@ -81,3 +81,20 @@ def test_references_resolve_through_the_resolver() -> None:
         parse_avro(main, [SchemaReference("y.Ref", "refs-value", 2)], lambda s, v: stored.get((s, v)))
     with pytest.raises(InvalidSchemaError, match=r"y\.Ref"):
         parse_avro(main)
+
+
+def test_served_avro_text_uses_javas_attribute_order() -> None:
+    # Confluent's registry stores Avro's Schema.toString(): type, name, namespace, doc, fields; fields name,
+    # type, doc, default; a bare {"type": "int"} becomes "int". Custom properties keep their place after.
+    from freight.registry.avro_schema import parse_avro
+
+    shuffled = (
+        '{"fields":[{"default":0,"type":{"type":"int"},"name":"n"},'
+        '{"type":{"values":"long","type":"map"},"name":"m"}],'
+        '"aliases":["U"],"doc":"d","name":"User","namespace":"a.b","type":"record"}'
+    )
+    assert parse_avro(shuffled).text == (
+        '{"type":"record","name":"User","namespace":"a.b","doc":"d","fields":['
+        '{"name":"n","type":"int","default":0},{"name":"m","type":{"type":"map","values":"long"}}],'
+        '"aliases":["U"]}'
+    )

@@ -30,7 +30,10 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     async def put_global_config(request: Request, body: ConfigUpdateRequest) -> Response:
         level = body.compatibility or body.compatibility_level
         return await write(
-            request, lambda fwd: service.set_config(None, level, normalize=body.normalize, forwarded=fwd)
+            request,
+            lambda fwd: service.set_config(
+                None, level, normalize=body.normalize, unsupported=body.unsupported(), forwarded=fwd
+            ),
         )
 
     @r.delete("/config", response_model=ConfigResponse, responses=ERRORS, summary="Reset the global level")
@@ -47,7 +50,10 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
     async def put_subject_config(request: Request, subject: Subject, body: ConfigUpdateRequest) -> Response:
         level = body.compatibility or body.compatibility_level
         return await write(
-            request, lambda fwd: service.set_config(subject, level, normalize=body.normalize, forwarded=fwd)
+            request,
+            lambda fwd: service.set_config(
+                subject, level, normalize=body.normalize, unsupported=body.unsupported(), forwarded=fwd
+            ),
         )
 
     @r.delete(
