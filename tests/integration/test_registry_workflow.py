@@ -194,7 +194,7 @@ def test_error_codes_and_content_type(
     assert typed.json()["version"] == 1
     assert raw("GET", f"{registry_url}/config/{subject}?defaultToGlobal=true").json()["compatibilityLevel"]
     assert raw("GET", f"{registry_url}/mode/{subject}?defaultToGlobal=true").json() == {"mode": "READWRITE"}
-    assert raw("GET", f"{registry_url}/schemas/types").json() == ["AVRO", "JSON"]
+    assert raw("GET", f"{registry_url}/schemas/types").json() == ["AVRO", "JSON", "PROTOBUF"]
 
 
 def test_size_limits(registry_url: str, subject: str) -> None:

@@ -1,7 +1,8 @@
 """Compatibility levels and checks: which pairs of schemas to check, and who decides each pair.
 
 Avro pairs are decided by the Apache `avro` package's reader/writer checker (no Avro rule is written here);
-JSON Schema pairs by `freight.registry.json_compat`. A level only says which pairs to check. BACKWARD
+JSON Schema pairs by `freight.registry.json_compat`, Protobuf pairs by `freight.registry.protobuf_compat`
+(Confluent's Protobuf rules). A level only says which pairs to check. BACKWARD
 means the new schema (as reader) can read data written with the previous one; FORWARD means the previous
 schema can read data written with the new one; FULL is both. The `_TRANSITIVE` variants check against every
 live version instead of the latest only. The findings become readable messages (`verbose=true` returns
@@ -76,7 +77,7 @@ def check(
         level: the subject's compatibility level.
         new: the new schema's parsed model (`ParsedSchema.model`).
         previous: the subject's live versions, oldest first.
-        schema_type: the new schema's type ("AVRO" or "JSON").
+        schema_type: the new schema's type ("AVRO", "JSON" or "PROTOBUF").
 
     Returns:
         Readable reasons; empty when compatible.
@@ -92,7 +93,7 @@ def check(
                 "schema: a subject's schema type cannot change"
             )
             continue
-        pair = _pair if schema_type == "AVRO" else _json_pair
+        pair = _PAIRS.get(schema_type, _pair)
         if level.backward:
             messages += pair(
                 new, prev.schema, f"the new schema cannot read data written by version {prev.version}"
@@ -113,6 +114,13 @@ def _json_pair(reader: Any, writer: Any, what: str) -> list[str]:
     return [f"{what}: {'; '.join(found)}"] if found else []
 
 
+def _protobuf_pair(reader: Any, writer: Any, what: str) -> list[str]:
+    from freight.registry.protobuf_compat import incompatibilities
+
+    found = incompatibilities(reader, writer)
+    return [f"{what}: {'; '.join(found)}"] if found else []
+
+
 def _pair(reader: avro.schema.Schema, writer: avro.schema.Schema, what: str) -> list[str]:
     result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)  # type: ignore[no-untyped-call]
     if result.compatibility is SchemaCompatibilityType.compatible:
@@ -121,3 +129,6 @@ def _pair(reader: avro.schema.Schema, writer: avro.schema.Schema, what: str) -> 
     where = ", ".join(sorted(result.locations))
     detail = "; ".join(sorted(result.messages))
     return [f"{what}: {kinds} at {where}: {detail}"]
+
+
+_PAIRS = {"AVRO": _pair, "JSON": _json_pair, "PROTOBUF": _protobuf_pair}

@@ -17,7 +17,10 @@ class _Request(BaseModel):
 
 
 class SchemaReferenceModel(_Request):
-    name: str = Field(description="Fully qualified name of the referenced Avro type.")
+    name: str = Field(
+        description="AVRO: the referenced type's full name; JSON: the name `$ref` uses; PROTOBUF: the import "
+        'path (import "<name>";).'
+    )
     subject: str
     version: StrictInt
 
@@ -25,8 +28,15 @@ class SchemaReferenceModel(_Request):
 class RegisterSchemaRequest(_Request):
     """Body of register, lookup and compatibility checks."""
 
-    schema_text: str | None = Field(None, alias="schema", description="The schema, as a JSON string.")
-    schema_type: str | None = Field(None, alias="schemaType", description="AVRO (the default) or JSON.")
+    schema_text: str | None = Field(
+        None,
+        alias="schema",
+        description="The schema: JSON text (AVRO, JSON), or .proto text or a base64 serialized "
+        "FileDescriptorProto (PROTOBUF).",
+    )
+    schema_type: str | None = Field(
+        None, alias="schemaType", description="AVRO (the default), JSON or PROTOBUF."
+    )
     references: list[SchemaReferenceModel] | None = None
     # Strict: `"version": false` is not version 0 (JSON booleans are not numbers).
     id: StrictInt | None = Field(None, description="IMPORT mode only: the id to register the schema under.")

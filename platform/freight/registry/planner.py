@@ -26,6 +26,7 @@ from freight.registry.compat import CompatibilityLevel, PreviousSchema, check
 from freight.registry.contracts import validate_contract
 from freight.registry.json_schema import parse_json_schema
 from freight.registry.models import RegisterSchemaRequest
+from freight.registry.protobuf_schema import parse_protobuf
 from freight.registry.records import (
     ConfigValue,
     IdFloorValue,
@@ -40,7 +41,7 @@ from freight.registry.state import Mode, RegistryState, SchemaContent, VersionEn
 
 log = logging.getLogger(__name__)
 
-SCHEMA_TYPES = ["AVRO", "JSON"]
+SCHEMA_TYPES = ["AVRO", "JSON", "PROTOBUF"]
 MAX_INT = 2**31 - 1
 MAX_SUBJECT_LENGTH = 1024
 
@@ -59,6 +60,8 @@ def parse_schema(
     """Parse a schema of `schema_type` (one of SCHEMA_TYPES) or raise InvalidSchemaError."""
     if schema_type == "JSON":
         return parse_json_schema(text, refs, resolve)
+    if schema_type == "PROTOBUF":
+        return parse_protobuf(text, refs, resolve)
     return parse_avro(text, refs, resolve)
 
 
@@ -160,7 +163,7 @@ class Planner:
         if schema_type not in SCHEMA_TYPES:
             raise errors.invalid_schema(
                 f"schemaType {body.schema_type!r} is not supported; this registry supports "
-                f"{', '.join(SCHEMA_TYPES)} (Protobuf is not supported yet)"
+                f"{', '.join(SCHEMA_TYPES)}"
             )
         if body.schema_text is None or not body.schema_text.strip():
             raise errors.invalid_schema('the request has no schema; send {"schema": "<schema text>"}')

@@ -47,7 +47,7 @@ from freight.registry.planner import (
     version_body,
 )
 from freight.registry.records import KeyType, Record, RecordKey, WriterValue
-from freight.registry.state import Mode, RegistryState
+from freight.registry.state import Mode, RegistryState, SchemaContent
 
 log = logging.getLogger(__name__)
 
@@ -138,22 +138,43 @@ class RegistryService:
             versions = [e.version for e in entries if e.deleted or not deleted_only]
             return _page(versions, offset, limit)
 
-    def get_version(self, subject: str, version: str, *, deleted: bool = False) -> dict[str, Any]:
+    def get_version(
+        self, subject: str, version: str, *, deleted: bool = False, fmt: str | None = None
+    ) -> dict[str, Any]:
+        """One version's body; `fmt="serialized"` gives a Protobuf schema as a base64 descriptor."""
         with self.store.read() as state:
             entry = self.planner.resolve(state, subject, version, deleted=deleted)
-            return version_body(entry, self.planner.content(state, entry))
+            content = self.planner.content(state, entry)
+            body = version_body(entry, content)
+            return self._formatted(state, content, body, fmt)
+
+    def _formatted(
+        self, state: RegistryState, content: SchemaContent, body: dict[str, Any], fmt: str | None
+    ) -> dict[str, Any]:
+        """Apply Confluent's `format` query parameter: "serialized" turns a Protobuf schema's text into the
+        base64 of its FileDescriptorProto (what confluent-kafka's Protobuf serde asks for); other formats
+        and types keep the stored text."""
+        if fmt is None or fmt.strip().lower() != "serialized" or content.schema_type != "PROTOBUF":
+            return body
+        parsed = self.planner.parsed_by_id(state, content.schema_id)
+        if parsed is None:
+            raise errors.store_error(f"schema {content.schema_id} can no longer be parsed")
+        return {**body, "schema": parsed.model.serialized()}
 
     def referenced_by(self, subject: str, version: str, *, deleted: bool = False) -> list[int]:
         with self.store.read() as state:
             entry = self.planner.resolve(state, subject, version, deleted=True)
             return state.referencing_ids(entry.subject, entry.version, deleted=deleted)
 
-    def schema_by_id_json(self, schema_id: int) -> bytes:
+    def schema_by_id_json(self, schema_id: int, fmt: str | None = None) -> bytes:
         """The JSON body of GET /schemas/ids/{id}, cached per id (ids never change meaning)."""
         with self.store.read() as state:
             content = state.content(schema_id)
             if content is None:
                 raise errors.schema_not_found(schema_id)
+            if fmt:
+                body = self._formatted(state, content, schema_body(content), fmt)
+                return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             cached = self._id_bodies.get(schema_id)
             if cached is not None and cached[0] == content.fingerprint:
                 return cached[1]

@@ -23,3 +23,10 @@ DefaultToGlobal = Annotated[
 ]
 SchemaId = Annotated[int, Path(description="Schema id")]
 SubjectPrefix = Annotated[str, Query(alias="subjectPrefix", description="Only subjects starting with this")]
+Format = Annotated[
+    str | None,
+    Query(
+        description='"serialized": a PROTOBUF schema as the base64 of its FileDescriptorProto (as '
+        "confluent-kafka's Protobuf serializer and deserializer ask for it); other types ignore it"
+    ),
+]

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from freight.registry.api.http import BAD_REQUEST, ERRORS, MEDIA_TYPE
 from freight.registry.api.params import (
     Deleted,
+    Format,
     SchemaId,
     SubjectPrefix,
 )
@@ -34,8 +35,9 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
         schema_id: SchemaId,
         subject: str | None = None,
         fetch_max_id: Annotated[bool, Query(alias="fetchMaxId")] = False,
+        format: Format = None,
     ) -> Response:
-        return Response(service.schema_by_id_json(schema_id), media_type=MEDIA_TYPE)
+        return Response(service.schema_by_id_json(schema_id, format), media_type=MEDIA_TYPE)
 
     @r.get("/schemas/ids/{schema_id}/schema", responses=ERRORS, summary="Schema text by id")
     def schema_text_by_id(schema_id: SchemaId) -> Response:
@@ -70,7 +72,7 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
         end = None if limit < 0 else offset + limit
         return found[max(offset, 0) : end]
 
-    @r.get("/schemas/types", response_model=list[str], summary="Supported schema types")
+    @r.get("/schemas/types", response_model=list[str], summary="Supported schema types: AVRO, JSON, PROTOBUF")
     def schema_types() -> list[str]:
         return list(SCHEMA_TYPES)
 

@@ -19,6 +19,7 @@ from freight.registry.api.params import (
     Deleted,
     DeletedOnly,
     DeletedOnlySnake,
+    Format,
     Subject,
     SubjectPrefix,
     Version,
@@ -111,8 +112,10 @@ def router(service: RegistryService, write: WriteRelay) -> APIRouter:
         responses=ERRORS,
         summary="Get a version",
     )
-    def get_version(subject: Subject, version: Version, deleted: Deleted = False) -> Response:
-        return RegistryJSONResponse(service.get_version(subject, version, deleted=deleted))
+    def get_version(
+        subject: Subject, version: Version, deleted: Deleted = False, format: Format = None
+    ) -> Response:
+        return RegistryJSONResponse(service.get_version(subject, version, deleted=deleted, fmt=format))
 
     @r.delete(
         "/subjects/{subject}/versions/{version}",
