@@ -8,8 +8,9 @@ with their line and column. Every descriptor, compiled or received, is then buil
 
 Imports resolve as in Confluent's registry: each reference `{"name": "<import path>", "subject",
 "version"}` makes that registered schema importable as `import "<import path>";`, and the well-known
-`google/protobuf/*.proto` and `google/type/*.proto` files import without references (confluent-kafka's
-serializer never registers those). Identity: two schemas get the same id when their descriptors are equal
+`google/protobuf/*.proto`, `google/type/*.proto` and `confluent/*.proto` (field metadata, Decimal)
+files import without references (confluent-kafka's serializer never registers those; a reference that
+names one anyway is used instead). Identity: two schemas get the same id when their descriptors are equal
 once source positions, the file name, default JSON names and import order are set aside, so whitespace,
 comments, option order and the base64 form of the same file do not matter.
 
@@ -50,7 +51,14 @@ SCHEMA_TYPE = "PROTOBUF"
 #: The file name the schema itself gets while it is compiled (references use their import paths).
 MAIN_FILE = "freight_registry_schema.proto"
 #: Imports that resolve without a reference, as in confluent-kafka (`_is_builtin`).
-BUILTIN_PREFIXES = ("google/protobuf/", "google/type/")
+BUILTIN_PREFIXES = ("google/protobuf/", "google/type/", "confluent/")
+#: confluent/*.proto (field metadata, Decimal, Variant) come from confluent-kafka's generated modules.
+_CONFLUENT_MODULES = (
+    "confluent_kafka.schema_registry.confluent.meta_pb2",
+    "confluent_kafka.schema_registry.confluent.type.decimal_pb2",
+    "confluent_kafka.schema_registry.confluent.type.variant_pb2",
+    "confluent_kafka.schema_registry.confluent.types.decimal_pb2",
+)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _IMPORT_PATH = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 # protoc keeps process-wide state while it runs; one compilation at a time.
@@ -93,6 +101,8 @@ def parse_protobuf(
     Raises:
         InvalidSchemaError: not a valid schema, an import no reference provides, or a bad reference.
     """
+    if not text.strip():
+        raise InvalidSchemaError("the schema is empty")
     refs = tuple(references)
     files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
     sources: dict[str, str] = {}
@@ -109,7 +119,7 @@ def parse_protobuf(
             origins[ref.name] = (ref.subject, ref.version)
     main, _ = _descriptor(text, MAIN_FILE, sources, "the schema")
     built = _build(main, files, origins)
-    canonical = text_format.MessageToString(_normalized(built.file), as_utf8=True)
+    canonical = text_format.MessageToString(_normalized(built.file), as_utf8=True, print_unknown_fields=True)
     stored = text.strip() if not _looks_base64(text) else _printed_or_base64(text, built, sources)
     return ParsedSchema(
         stored, canonical, refs, fingerprint(SCHEMA_TYPE, canonical, refs), built, SCHEMA_TYPE
@@ -121,11 +131,6 @@ def _check_import_path(name: str) -> None:
         raise InvalidSchemaError(
             f"reference name {name!r} is not an import path: use the path the schema imports, e.g. "
             "'common/address.proto' (letters, digits, '_', '-', '.', separated by '/')"
-        )
-    if name.startswith(BUILTIN_PREFIXES):
-        raise InvalidSchemaError(
-            f"reference name {name!r} is a well-known file that imports without a reference; drop the "
-            "reference"
         )
 
 
@@ -168,12 +173,16 @@ def compile_proto(
     Raises:
         InvalidSchemaError: protoc's errors, each with its line and column.
     """
+    files = {**_confluent_sources(), **sources} if "confluent/" in text else dict(sources)
     with tempfile.TemporaryDirectory(prefix="freight-proto-") as tmp:
         root = Path(tmp)
-        for path, source in {**sources, name: text}.items():
+        for path, source in {**files, name: text}.items():
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(source, encoding="utf-8")
+            try:
+                target.write_bytes(source.encode("utf-8"))
+            except UnicodeEncodeError as exc:
+                raise InvalidSchemaError(f"{what} is not valid UTF-8 text: {exc.reason}") from None
         out = root / "freight-descriptor-set.pb"
         include = [f"-I{root}".encode(), *(f"-I{p}".encode() for p in _include_roots())]
         with _PROTOC_LOCK:
@@ -208,7 +217,7 @@ def _protoc_errors(exc: _protoc_compiler.ProtocErrors) -> str:
             messages.append(f"{filename}: {message}")
     if any("File not found" in m for m in messages):
         messages.append(
-            "an import other than google/protobuf/* and google/type/* needs a reference "
+            "an import other than google/protobuf/*, google/type/* and confluent/* needs a reference "
             '{"name": "<import path>", "subject": ..., "version": ...} to a registered schema'
         )
     return "; ".join(messages)
@@ -235,6 +244,8 @@ def _builtin(name: str) -> descriptor_pb2.FileDescriptorProto | None:
     """The descriptor of a well-known file (compiled once from the .proto files the packages ship)."""
     if not name.startswith(BUILTIN_PREFIXES) or not _IMPORT_PATH.fullmatch(name):
         return None
+    if name.startswith("confluent/"):
+        return _confluent_files().get(name)
     with tempfile.TemporaryDirectory(prefix="freight-proto-") as tmp:
         out = Path(tmp) / "set.pb"
         include = [f"-I{p}".encode() for p in _include_roots()]
@@ -252,6 +263,32 @@ def _builtin(name: str) -> descriptor_pb2.FileDescriptorProto | None:
             return None
         found = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     return next((f for f in found.file if f.name == name), None)
+
+
+@lru_cache(maxsize=1)
+def _confluent_files() -> dict[str, descriptor_pb2.FileDescriptorProto]:
+    """confluent/*.proto by import path, from the descriptors confluent-kafka's modules carry."""
+    found: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+    for module_name in _CONFLUENT_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # an older confluent-kafka without this file
+            continue
+        file = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
+        found[file.name] = file
+    return found
+
+
+@lru_cache(maxsize=1)
+def _confluent_sources() -> dict[str, str]:
+    """.proto text of the confluent/*.proto files, so that .proto text can import them."""
+    out = {}
+    for name, file in _confluent_files().items():
+        try:
+            out[name] = to_proto_text(file)
+        except (UnprintableError, KeyError, ValueError):
+            continue
+    return out
 
 
 def _build(

@@ -436,3 +436,63 @@ def test_levels_pick_the_direction() -> None:
     assert (
         "schema type cannot change" in check(CompatibilityLevel.BACKWARD, v2.model, avro_prev, "PROTOBUF")[0]
     )
+
+
+def test_confluent_meta_imports_without_a_reference_and_prints_its_options() -> None:
+    text = proto3(
+        'import "confluent/meta.proto";\n'
+        "message A {\n"
+        '  option (confluent.message_meta) = { doc: "an A" };\n'
+        '  int32 a = 1 [(confluent.field_meta) = { tags: "PII" }];\n'
+        "}"
+    )
+    parsed = parse_protobuf(text)
+    assert "confluent/meta.proto" in parsed.model.files
+    descriptor = parse_protobuf(parsed.model.serialized())
+    assert descriptor.fingerprint == parsed.fingerprint
+    assert 'int32 a = 1 [(confluent.field_meta) = { tags: "PII" }];' in descriptor.text
+    other_tag = parse_protobuf(text.replace('tags: "PII"', 'tags: "PUBLIC"'))
+    assert other_tag.fingerprint != parsed.fingerprint
+
+
+def test_custom_options_the_runtime_does_not_know_still_tell_schemas_apart() -> None:
+    options = proto3(
+        'import "google/protobuf/descriptor.proto";\n'
+        "extend google.protobuf.FieldOptions { string sensitivity = 50001; }",
+        package="opts",
+    )
+    store = {("opts", 1): (options, ())}
+    refs = [SchemaReference("opts.proto", "opts", 1)]
+
+    def resolve_opts(subject: str, version: int) -> tuple[str, tuple[SchemaReference, ...]] | None:
+        return store.get((subject, version))
+
+    def with_level(level: str) -> ParsedSchema:
+        body = f'import "opts.proto";\nmessage A {{ int32 a = 1 [(opts.sensitivity) = "{level}"]; }}'
+        return parse_protobuf(proto3(body), refs, resolve_opts)
+
+    high, low = with_level("high"), with_level("low")
+    assert high.fingerprint != low.fingerprint
+    # As a descriptor it keeps its identity; the text printer cannot name the option, so it stays base64.
+    descriptor = parse_protobuf(high.model.serialized(), refs, resolve_opts)
+    assert descriptor.fingerprint == high.fingerprint
+    assert descriptor.text == high.model.serialized()
+
+
+def test_a_reference_may_name_a_well_known_file() -> None:
+    # Clients that do not skip known types (Java's default) register google/protobuf files as references.
+    timestamp = base64.b64encode(timestamp_pb2.DESCRIPTOR.serialized_pb).decode()
+    store = {("google/protobuf/timestamp.proto", 1): (timestamp, ())}
+    refs = [SchemaReference("google/protobuf/timestamp.proto", "google/protobuf/timestamp.proto", 1)]
+    text = proto3('import "google/protobuf/timestamp.proto";\nmessage A { google.protobuf.Timestamp t = 1; }')
+    parsed = parse_protobuf(text, refs, lambda subject, version: store.get((subject, version)))
+    assert parsed.model.origins == {"google/protobuf/timestamp.proto": ("google/protobuf/timestamp.proto", 1)}
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("  \n", "the schema is empty"), (proto3("message A {} // \ud800"), "not valid UTF-8")],
+)
+def test_empty_and_unencodable_texts_say_why(text: str, says: str) -> None:
+    with pytest.raises(InvalidSchemaError, match=says):
+        parse_protobuf(text)
