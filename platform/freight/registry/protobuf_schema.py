@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import grpc_tools
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format
@@ -155,14 +156,29 @@ def _descriptor(
             raise InvalidSchemaError(
                 f"{what} is neither .proto text nor the base64 of a serialized FileDescriptorProto: {exc}"
             ) from None
-        file.name = name
         file.ClearField("source_code_info")
+        _check_strings(file, what)
+        file.name = name
         try:
             return file, to_proto_text(file)
-        except (UnprintableError, KeyError, ValueError):
+        except Exception:  # not validated yet: whatever the printer trips on, the pool reports below
             return file, None
     file = compile_proto(text, name, sources, what)
     return file, text
+
+
+def _check_strings(message: Any, what: str) -> None:
+    """Refuse a descriptor whose names are not UTF-8 (the runtime hands such strings out as bytes)."""
+    for field_descriptor, value in message.ListFields():
+        values = value if field_descriptor.is_repeated else [value]
+        if field_descriptor.type == field_descriptor.TYPE_STRING:
+            if any(not isinstance(v, str) for v in values):
+                raise InvalidSchemaError(
+                    f"{what} is a FileDescriptorProto whose {field_descriptor.name!r} is not UTF-8 text"
+                )
+        elif field_descriptor.type == field_descriptor.TYPE_MESSAGE:
+            for item in values:
+                _check_strings(item, what)
 
 
 def compile_proto(
@@ -376,7 +392,7 @@ def _printed_or_base64(text: str, model: ProtobufModel, sources: Mapping[str, st
     try:
         printed = to_proto_text(model.file)
         again = _build(compile_proto(printed, MAIN_FILE, sources, "the printed schema"), model.files, {})
-    except (UnprintableError, InvalidSchemaError, KeyError, ValueError):
+    except (UnprintableError, InvalidSchemaError, LookupError, ValueError, TypeError):
         return text.strip()
     same = _normalized(again.file) == _normalized(model.file)
     return printed if same else text.strip()

@@ -4,6 +4,7 @@ printing descriptors back to text, and Confluent's compatibility rules, pair by 
 from __future__ import annotations
 
 import base64
+import random
 import re
 
 import pytest
@@ -496,3 +497,34 @@ def test_a_reference_may_name_a_well_known_file() -> None:
 def test_empty_and_unencodable_texts_say_why(text: str, says: str) -> None:
     with pytest.raises(InvalidSchemaError, match=says):
         parse_protobuf(text)
+
+
+def test_a_descriptor_with_non_utf8_names_is_refused() -> None:
+    file = descriptor_pb2.FileDescriptorProto(name="x.proto", package="p", syntax="proto3")
+    file.message_type.add(name="M").field.add(name="a", number=1, type=5, label=1)
+    raw = file.SerializeToString().replace(b"\n\x01M", b"\n\x01\xff")  # the message's name: one bad byte
+    with pytest.raises(InvalidSchemaError, match="'name' is not UTF-8 text"):
+        parse_protobuf(base64.b64encode(raw).decode())
+
+
+def test_corrupted_descriptors_are_invalid_schemas_never_crashes() -> None:
+    # What a hostile or broken client may send: every mutation of a valid descriptor is either a schema
+    # or an InvalidSchemaError (a 42201), and whatever parses can be compared and printed.
+    rng = random.Random(1)
+    seed = parse_protobuf(ORDER).model.file.SerializeToString()
+    accepted = []
+    for _ in range(400):
+        raw = bytearray(seed)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(raw))
+            if rng.random() < 0.6:
+                raw[at] = rng.randrange(256)
+            else:
+                raw[at : at + rng.randint(1, 6)] = b""
+        try:
+            parsed = parse_protobuf(base64.b64encode(bytes(raw)).decode())
+        except InvalidSchemaError:
+            continue
+        incompatibilities(parsed.model, parse_protobuf(ORDER).model)
+        accepted.append(parsed)
+    assert accepted  # some mutations (e.g. of a name's letters) are still schemas
