@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc_tools
-from google.protobuf import descriptor_pb2, descriptor_pool, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 from grpc_tools import _protoc_compiler
 
@@ -119,9 +119,9 @@ def parse_protobuf(
                 sources[ref.name] = source
             origins[ref.name] = (ref.subject, ref.version)
     main, _ = _descriptor(text, MAIN_FILE, sources, "the schema")
-    built = _build(main, files, origins)
+    built, pool = _build_in_pool(main, files, origins)
     canonical = text_format.MessageToString(_normalized(built.file), as_utf8=True, print_unknown_fields=True)
-    stored = text.strip() if not _looks_base64(text) else _printed_or_base64(text, built, sources)
+    stored = text.strip() if not _looks_base64(text) else _printed_or_base64(text, built, pool, sources)
     return ParsedSchema(
         stored, canonical, refs, fingerprint(SCHEMA_TYPE, canonical, refs), built, SCHEMA_TYPE
     )
@@ -313,6 +313,15 @@ def _build(
     origins: dict[str, tuple[str, int] | None],
 ) -> ProtobufModel:
     """Build `main` and its imports in a fresh DescriptorPool (which checks every name resolves)."""
+    return _build_in_pool(main, files, origins)[0]
+
+
+def _build_in_pool(
+    main: descriptor_pb2.FileDescriptorProto,
+    files: dict[str, descriptor_pb2.FileDescriptorProto],
+    origins: dict[str, tuple[str, int] | None],
+) -> tuple[ProtobufModel, Any]:
+    """`_build`, also returning the DescriptorPool (it knows the custom options the files define)."""
     pool = descriptor_pool.DescriptorPool()
     added: dict[str, descriptor_pb2.FileDescriptorProto] = {}
     all_origins = dict(origins)
@@ -344,7 +353,8 @@ def _build(
 
     add(main, (main.name,))
     model_file = added.pop(main.name)
-    return ProtobufModel(model_file, added, {k: v for k, v in all_origins.items() if k in added})
+    origins_used = {k: v for k, v in all_origins.items() if k in added}
+    return ProtobufModel(model_file, added, origins_used), pool
 
 
 def _who(name: str) -> str:
@@ -386,11 +396,21 @@ def _clear_json_name(item: descriptor_pb2.FieldDescriptorProto) -> None:
         item.ClearField("json_name")
 
 
-def _printed_or_base64(text: str, model: ProtobufModel, sources: Mapping[str, str]) -> str:
+def _with_known_options(model: ProtobufModel, pool: Any) -> Any:
+    """`model.file` as a message of `pool`'s own descriptor.proto, if the schema imports it: then custom
+    options defined in its imports are known extensions the printer can name, not unknown fields."""
+    try:
+        file_type = pool.FindMessageTypeByName("google.protobuf.FileDescriptorProto")
+    except KeyError:
+        return model.file
+    return message_factory.GetMessageClass(file_type).FromString(model.file.SerializeToString())
+
+
+def _printed_or_base64(text: str, model: ProtobufModel, pool: Any, sources: Mapping[str, str]) -> str:
     """The .proto text of a schema registered as a descriptor, if it compiles back to the same schema;
     otherwise the base64 as registered."""
     try:
-        printed = to_proto_text(model.file)
+        printed = to_proto_text(_with_known_options(model, pool))
         again = _build(compile_proto(printed, MAIN_FILE, sources, "the printed schema"), model.files, {})
     except (UnprintableError, InvalidSchemaError, LookupError, ValueError, TypeError):
         return text.strip()

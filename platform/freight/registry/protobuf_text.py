@@ -2,11 +2,12 @@
 
 confluent-kafka's ProtobufSerializer registers a schema as a base64 serialized FileDescriptorProto; the
 registry serves schemas as .proto text, so it prints the descriptor. The printer covers what protoc
-writes into descriptors for proto2 and proto3 files: packages, imports, options (standard and custom ones
-the runtime knows), messages, nested types, map fields, oneofs, proto3 `optional`, defaults, `json_name`,
-reserved ranges and names, extension ranges, extensions and services. Anything else (groups, editions,
-options the runtime cannot name) raises `UnprintableError`; the caller then keeps the descriptor's base64
-form. The caller also checks every printed text by compiling it again, so a printer gap can never change
+writes into descriptors for proto2 and proto3 files: packages, imports, options (standard ones, and custom
+ones whose extension the descriptor's message class knows), messages, nested types (in their order, map
+entries included: message indexes on the wire count them), map fields, oneofs, proto3 `optional`,
+defaults, `json_name`, reserved ranges and names, extension ranges, extensions and services. Anything
+else (groups, editions, options no extension names) raises `UnprintableError`; the caller then keeps the
+descriptor's base64 form. The caller also checks every printed text by compiling it again, so a printer gap can never change
 a schema.
 """
 
@@ -139,24 +140,37 @@ def _message(message: descriptor_pb2.DescriptorProto, indent: str, proto3: bool)
     out = [f"{indent}message {message.name} {{"]
     out += _options(message.options, inner)
     maps = {f".{nested.name}": nested for nested in message.nested_type if nested.options.map_entry}
+    fields = list(message.field)
     printed_oneofs: set[int] = set()
-    for field in message.field:
-        if field.HasField("oneof_index") and not field.proto3_optional:
-            index = field.oneof_index
-            if index in printed_oneofs:
+    done = 0  # fields[:done] are printed
+
+    def print_fields(stop: int) -> None:
+        nonlocal done
+        for field in fields[done:stop]:
+            if field.HasField("oneof_index") and not field.proto3_optional:
+                if field.oneof_index not in printed_oneofs:
+                    printed_oneofs.add(field.oneof_index)
+                    out.extend(_oneof(message, field.oneof_index, inner, proto3))
                 continue
-            printed_oneofs.add(index)
-            out += _oneof(message, index, inner, proto3)
-            continue
-        out.append(inner + _field(field, proto3, maps, in_oneof=False))
+            out.append(inner + _field(field, proto3, maps, in_oneof=False))
+        done = max(done, stop)
+
+    # Nested messages and map fields keep their relative order (a map field declares its entry type where
+    # it stands), because message indexes on the wire count nested types, map entries included.
+    for nested in message.nested_type:
+        if nested.options.map_entry:
+            owner = next((i for i, f in enumerate(fields) if f.type_name.endswith(f".{nested.name}")), None)
+            if owner is None:
+                raise UnprintableError(f"map entry {nested.name} without its map field")
+            print_fields(owner + 1)
+        else:
+            out += _message(nested, inner, proto3)
+    print_fields(len(fields))
     for index, _ in enumerate(message.oneof_decl):
         if index not in printed_oneofs and not any(
-            f.HasField("oneof_index") and f.oneof_index == index for f in message.field
+            f.HasField("oneof_index") and f.oneof_index == index for f in fields
         ):
             raise UnprintableError("an empty oneof")
-    for nested in message.nested_type:
-        if not nested.options.map_entry:
-            out += _message(nested, inner, proto3)
     for enum in message.enum_type:
         out += _enum(enum, inner)
     out += _extensions(message.extension, inner, proto3)

@@ -474,10 +474,10 @@ def test_custom_options_the_runtime_does_not_know_still_tell_schemas_apart() -> 
 
     high, low = with_level("high"), with_level("low")
     assert high.fingerprint != low.fingerprint
-    # As a descriptor it keeps its identity; the text printer cannot name the option, so it stays base64.
+    # As a descriptor it keeps its identity, and prints with the option the reference defines.
     descriptor = parse_protobuf(high.model.serialized(), refs, resolve_opts)
     assert descriptor.fingerprint == high.fingerprint
-    assert descriptor.text == high.model.serialized()
+    assert 'int32 a = 1 [(opts.sensitivity) = "high"];' in descriptor.text
 
 
 def test_a_reference_may_name_a_well_known_file() -> None:
@@ -528,3 +528,30 @@ def test_corrupted_descriptors_are_invalid_schemas_never_crashes() -> None:
         incompatibilities(parsed.model, parse_protobuf(ORDER).model)
         accepted.append(parsed)
     assert accepted  # some mutations (e.g. of a name's letters) are still schemas
+
+
+def test_printed_text_keeps_nested_types_and_map_entries_in_order() -> None:
+    # Message indexes on the wire count nested types, map entries included: the printed text must declare
+    # them in the same order, or the descriptor would be kept as base64.
+    text = proto3(
+        "message A {\n"
+        "  message B { int32 x = 1; }\n"
+        "  int32 a = 1;\n"
+        "  map<string, B> m = 2;\n"
+        "  message C { map<int32, string> q = 1; }\n"
+        "  oneof o { string s = 3; int32 t = 4; }\n"
+        "  map<string, string> n = 5;\n"
+        "  message D {}\n"
+        "}"
+    )
+    parsed = parse_protobuf(text)
+    assert [n.name for n in parsed.model.file.message_type[0].nested_type] == [
+        "B",
+        "MEntry",
+        "C",
+        "NEntry",
+        "D",
+    ]
+    descriptor = parse_protobuf(parsed.model.serialized())
+    assert descriptor.text.startswith('syntax = "proto3";')
+    assert descriptor.fingerprint == parsed.fingerprint
