@@ -7,8 +7,8 @@ ones whose extension the descriptor's message class knows), messages, nested typ
 entries included: message indexes on the wire count them), map fields, oneofs, proto3 `optional`,
 defaults, `json_name`, reserved ranges and names, extension ranges, extensions and services. Anything
 else (groups, editions, options no extension names) raises `UnprintableError`; the caller then keeps the
-descriptor's base64 form. The caller also checks every printed text by compiling it again, so a printer gap can never change
-a schema.
+descriptor's base64 form. The caller also checks every printed text by compiling it again, so a printer
+gap can never change a schema.
 """
 
 from __future__ import annotations
