@@ -389,6 +389,48 @@ CASES: list[tuple[str, str, str, bool, str]] = [
         False,
         "FIELD_MOVED_TO_EXISTING_ONEOF",
     ),
+    (
+        "oneof renamed",
+        "message M { oneof o { string a = 1; int32 b = 2; } }",
+        "message M { oneof p { string a = 1; int32 b = 2; } }",
+        True,
+        "",
+    ),
+    (
+        "field moved out of a oneof",
+        "message M { oneof o { string a = 1; int32 b = 2; } }",
+        "message M { string a = 1; oneof o { int32 b = 2; } }",
+        True,
+        "",
+    ),
+    (
+        "oneof removed with its fields",
+        "message M { int32 x = 9; oneof o { string a = 1; int32 b = 2; } }",
+        "message M { int32 x = 9; }",
+        True,
+        "",
+    ),
+    (
+        "oneof dissolved, a member dropped",
+        "message M { oneof o { string a = 1; int32 b = 2; } }",
+        "message M { string a = 1; }",
+        False,
+        "ONEOF_FIELD_REMOVED",
+    ),
+    (
+        "type change hidden by a oneof rename",
+        "message M { oneof o { string a = 1; } }",
+        "message M { oneof p { int32 a = 1; } }",
+        False,
+        "FIELD_SCALAR_KIND_CHANGED",
+    ),
+    (
+        "two oneofs merged",
+        "message M { oneof o { string a = 1; } oneof p { int32 b = 2; } }",
+        "message M { oneof o { string a = 1; int32 b = 2; } }",
+        False,
+        "FIELD_MOVED_TO_EXISTING_ONEOF",
+    ),
 ]
 
 
