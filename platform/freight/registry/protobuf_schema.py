@@ -262,6 +262,8 @@ def _builtin(name: str) -> descriptor_pb2.FileDescriptorProto | None:
         return None
     if name.startswith("confluent/"):
         return _confluent_files().get(name)
+    if not any((Path(root) / name).is_file() for root in _include_roots()):
+        return None  # not shipped: asking protoc would only print its complaint to stderr
     with tempfile.TemporaryDirectory(prefix="freight-proto-") as tmp:
         out = Path(tmp) / "set.pb"
         include = [f"-I{p}".encode() for p in _include_roots()]
