@@ -123,6 +123,14 @@ def test_confluent_protobuf_serde_round_trip_with_an_import(
     finally:
         consumer.close()
     assert got == orders
+    # Pinned to the latest registered version (both sides fetch it with format=serialized).
+    latest_serializer = ProtobufSerializer(
+        order_pb2.Order, registry_client, {"auto.register.schemas": False, "use.latest.version": True}
+    )
+    latest_deserializer = ProtobufDeserializer(
+        order_pb2.Order, {"use.latest.version": True}, schema_registry_client=registry_client
+    )
+    assert latest_deserializer(latest_serializer(orders[1], ctx), ctx) == orders[1]
 
     # The import was registered first, under a subject named by its import path ('/' in it), and the
     # order's version references it by that path; the well-known import needs no reference.

@@ -62,7 +62,7 @@ _CONFLUENT_MODULES = (
 )
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _IMPORT_PATH = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
-# protoc keeps process-wide state while it runs; one compilation at a time.
+# grpcio-tools does not document its in-process protoc as thread-safe: one compilation at a time.
 _PROTOC_LOCK = threading.Lock()
 
 
