@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 	$(UV) pip install --python $(BIN)/python -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/python -m freight.schemas.native_build || echo "note: the compiled event codec was not built;" \
+		"the pure-Python codec runs (same bytes, slower); see docs/benchmarks.md"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

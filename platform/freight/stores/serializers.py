@@ -391,6 +391,12 @@ class SerializerRegistry:
                 return serializer
         raise SerializationError(f"unknown serializer {name!r}; registered: {', '.join(self.names())}")
 
+    @property
+    def plain_bytes(self) -> bool:
+        """Whether `bytes` objects go to the built-in bytes serializer (no registered one comes first), so
+        a small one can be carried as it is without asking every serializer (the per-event fast path)."""
+        return not self._custom and bool(self._builtin) and self._builtin[0].name == BytesSerializer.name
+
     def for_object(self, obj: object) -> Serializer:
         """The serializer for `obj`: registered ones first, then bytes, numpy, torch, JSON, then pickle."""
         for serializer in self._custom:

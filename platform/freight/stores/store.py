@@ -37,7 +37,7 @@ from freight.stores.config import StoreConfig, check_store_name
 from freight.stores.factory import build_connector
 from freight.stores.framing import MAGIC, Frame, check_size, decode_header, encode_header, payload_view
 from freight.stores.overlapped_hashing import STREAM_MIN, ReadVerifier, hash_later
-from freight.stores.serializers import SerializedObject, SerializerRegistry
+from freight.stores.serializers import BytesSerializer, SerializedObject, SerializerRegistry
 
 LOG = logging.getLogger("freight.stores")
 
@@ -240,6 +240,14 @@ class Store:
         Returns:
             An `InlineObject` (bytes for the event) or the `StoredObject` written.
         """
+        if (
+            type(obj) is bytes
+            and len(obj) < inline_threshold
+            and serializer is None
+            and self._objects is None
+            and self.serializers.plain_bytes
+        ):
+            return InlineObject(obj, BytesSerializer.name)  # what the bytes serializer would give, sooner
         if self._resident(obj, serializer):
             name = validate_key(key())
             tracer = tracing.TRACER

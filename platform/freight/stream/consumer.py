@@ -203,15 +203,14 @@ class StreamConsumer:
             "beginning",
         )
         self._consumer = Consumer(conf)
+        self._partitions: dict[str, list[int]] = {}
         try:
             self._check_topics()
             if until_high_watermark:
                 self._stop_at = self._high_watermarks()
             if group_id is None:
                 parts = [
-                    TopicPartition(t, p, OFFSET_BEGINNING)
-                    for t in self.topics
-                    for p in self.admin.partitions(t)
+                    TopicPartition(t, p, OFFSET_BEGINNING) for t in self.topics for p in self._partitions[t]
                 ]
                 self._consumer.assign(parts)
                 self._assigned = {(tp.topic, tp.partition) for tp in parts}
@@ -262,9 +261,24 @@ class StreamConsumer:
                     f"topic {topic!r} does not exist on {self.settings.kafka_bootstrap}; create it with "
                     f"`freight topics create {topic}` (a StreamProducer creates it on first send)"
                 )
+            self._partitions[topic] = sorted(t.partitions)
 
     def _high_watermarks(self) -> dict[TP, int]:
-        return {(t, p): hi for t in self.topics for p, (_lo, hi) in self.admin.watermarks(t).items()}
+        """Each partition's end, asked over the consumer's own connections (an admin client of its own
+        would cost a connection set-up, about 50 ms, on every replay)."""
+        ends: dict[TP, int] = {}
+        for topic, parts in self._partitions.items():
+            for p in parts:
+                try:
+                    _lo, hi = self._consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=10, cached=False
+                    )
+                except KafkaException as exc:
+                    raise translate_kafka_error(
+                        exc, self.settings.kafka_bootstrap, "read the partitions' high watermarks"
+                    ) from exc
+                ends[(topic, p)] = hi
+        return ends
 
     def assignment(self) -> list[TP]:
         """Partitions currently assigned to this consumer."""
@@ -590,16 +604,18 @@ class StreamConsumer:
         except KafkaException as exc:
             raise translate_kafka_error(exc, self.settings.kafka_bootstrap, "consume") from exc
 
-    def _next_message(self, timeout: float | None) -> Message | None:
-        """The next data record (errors handled), or None when stopping or timing out."""
+    def _next_message(self, deadline: float | None) -> tuple[Message, str, int, int] | None:
+        """The next data record with its topic, partition and offset (errors handled), or None when stopping
+        or when the monotonic `deadline` (None: none) passes. Runs once per record, so each accessor of
+        the message is read once."""
         if self._stopped:
             return None
-        if self._batch and self._book.since_store() > 0.5:
+        batch = self._batch
+        if batch and time.monotonic() - self._book.last_store > 0.5:
             self._serve_group()
-        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            while self._batch:
-                msg = self._batch.popleft()
+            while batch:
+                msg = batch.popleft()
                 err = msg.error()
                 tp = (msg.topic() or "", msg.partition() or 0)
                 if err is None and tp not in self._assigned:
@@ -614,13 +630,15 @@ class StreamConsumer:
                             f"topic {msg.topic()!r} does not exist; create it with `freight topics create`"
                         )
                     raise translate_kafka_error(KafkaException(err), self.settings.kafka_bootstrap, "consume")
-                stop = None if self._stop_at is None else self._stop_at.get(tp)
-                if stop is not None and (msg.offset() or 0) >= stop:
-                    # Past the high watermark seen at start: not handed out, so never committed.
-                    self._book.read_up_to(tp, stop)
-                    continue
-                self._book.seen[tp] = (msg.offset() or 0) + 1
-                return msg
+                offset = msg.offset() or 0
+                if self._stop_at is not None:
+                    stop = self._stop_at.get(tp)
+                    if stop is not None and offset >= stop:
+                        # Past the high watermark seen at start: not handed out, so never committed.
+                        self._book.read_up_to(tp, stop)
+                        continue
+                self._book.seen[tp] = offset + 1
+                return msg, tp[0], tp[1], offset
             if self._reached_stop():
                 self._stopped = True
                 return None
@@ -650,16 +668,21 @@ class StreamConsumer:
         """
         if self._closed:
             self._raise_closed()
-        self._finish_last()
+        book = self._book
+        last = book.last  # book.finish_last(record=self.auto_commit), inlined: this runs once per record
+        if last is not None:
+            if self.auto_commit:
+                book.done[(last[0], last[1])] = last[2] + 1
+            book.last = None
         wait = self.idle_timeout if timeout is None else timeout
         deadline = None if wait is None else time.monotonic() + wait
         while True:
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            msg = self._next_message(left)
-            if msg is None:
+            found = self._next_message(deadline)
+            if found is None:
                 return None
-            self._book.hand_out(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-            record = self._decoder.decode(msg)
+            msg, topic, partition, offset = found
+            self._book.last = (topic, partition, offset)  # handed out: finished when the next is asked for
+            record = self._decoder.decode(msg, topic, partition, offset)
             if record is None:
                 continue
             if record.proxy is None:
@@ -687,6 +710,12 @@ class StreamConsumer:
             raise StopIteration
         return record
 
+    def _step_proxy(self) -> Proxy:
+        record = self.next_record(include_end=False)
+        if record is None or record.proxy is None:
+            raise StopIteration
+        return record.proxy
+
     def _step_object(self) -> tuple[ItemMetadata, Any]:
         while True:
             record = self._step_record()
@@ -713,7 +742,7 @@ class StreamConsumer:
             raise
 
     def __iter__(self) -> Iterator[Proxy]:
-        return _Iter(lambda: _proxy(self._step_record()))
+        return _Iter(self._step_proxy)
 
     def iter_with_metadata(self) -> Iterator[tuple[ItemMetadata, Proxy]]:
         """(metadata, proxy) pairs, as ProxyStore's `iter_with_metadata`."""

@@ -121,23 +121,16 @@ def proxy_ref(
         raise EventDecodeError(
             f"an OBJECT event at {topic}[{partition}]@{offset} has no object and no payload"
         )
+    if obj is not None:
+        # Positional, in ProxyRef's field order (one is built per record; keywords cost a third more).
+        return ProxyRef(
+            topic, partition, offset, event.stream, event.sequence, serializer,
+            obj.store, obj.key, obj.checksum, event.descriptor, obj.eviction, None, bootstrap, group, trace,
+        )  # fmt: skip
     return ProxyRef(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        stream=event.stream,
-        sequence=event.sequence,
-        serializer=serializer,
-        store=obj.store if obj is not None else None,
-        key=obj.key if obj is not None else None,
-        checksum=obj.checksum if obj is not None else None,
-        descriptor=event.descriptor,
-        eviction=obj.eviction if obj is not None else EvictionMode.WATERMARK,
-        inline=data,
-        bootstrap=bootstrap,
-        group=group if obj is not None else None,
-        trace=trace,
-    )
+        topic, partition, offset, event.stream, event.sequence, serializer,
+        None, None, None, event.descriptor, EvictionMode.WATERMARK, data, bootstrap, None, trace,
+    )  # fmt: skip
 
 
 class RecordDecoder:
@@ -184,11 +177,20 @@ class RecordDecoder:
             self._serde = EventSerde.from_settings(self.settings)
         return self._serde
 
-    def decode(self, msg: Message) -> StreamRecord | None:
+    def decode(
+        self,
+        msg: Message,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> StreamRecord | None:
         """Decode one record.
 
         Args:
             msg: A data record (no error) from the consumer.
+            topic: `msg.topic()` when the caller has read it already (each accessor call costs).
+            partition: `msg.partition()`, likewise.
+            offset: `msg.offset()`, likewise.
 
         Returns:
             The record, or None when it was bad and skipped or dead-lettered (read on).
@@ -196,12 +198,14 @@ class RecordDecoder:
         Raises:
             EventDecodeError: the record is bad and the policy is "raise".
         """
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        if topic is None or partition is None or offset is None:
+            topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
         value = msg.value()
         try:
             if value is None:
                 raise EventDecodeError(f"record at {topic}[{partition}]@{offset} has no value (a tombstone)")
-            event = self.serde.decode(topic, value)
+            serde = self._serde if self._serde is not None else self.serde
+            event = serde.decode(topic, value)
             tracer = tracing.TRACER
             trace = None
             if tracer is not None and event.kind is not EventKind.END_OF_STREAM:
@@ -211,7 +215,10 @@ class RecordDecoder:
             self._bad(msg, topic, partition, offset, exc)
             return None
         self.stats.events += 1
-        self._count(topic, 0)
+        counts = self._unreported.get(topic)  # _count(topic, 0), inlined: this runs once per record
+        if counts is None:
+            counts = self._unreported[topic] = [0, 0]
+        counts[0] += 1
         return record
 
     def _record(
