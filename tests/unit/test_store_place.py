@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,3 +36,34 @@ def test_serializer_is_honoured_and_threshold_zero_never_inlines(tmp_path: Path)
     placed = store.place([1, 2], key=lambda: "a/b/1", serializer="json")
     assert isinstance(placed, StoredObject) and placed.serializer == "json"
     assert store.get("a/b/1") == [1, 2]
+
+
+def test_small_bytes_fast_path_gives_what_the_serializers_give(tmp_path: Path) -> None:
+    # The fast path for small `bytes` must be indistinguishable from asking the serializers.
+    store = Store("place-fast", FileConnector(tmp_path))
+    fast = store.place(b"x" * 10, key=lambda: "k/1/1", inline_threshold=64)
+    slow = store.place(bytearray(b"x" * 10), key=lambda: "k/1/2", inline_threshold=64)
+    assert isinstance(fast, InlineObject) and isinstance(slow, InlineObject)
+    assert (bytes(fast.payload), fast.serializer, fast.descriptor) == (
+        bytes(slow.payload),
+        slow.serializer,
+        slow.descriptor,
+    )
+    # At the threshold it is written, as before.
+    assert isinstance(store.place(b"x" * 64, key=lambda: "k/1/3", inline_threshold=64), StoredObject)
+
+
+def test_a_registered_bytes_serializer_still_comes_first(tmp_path: Path) -> None:
+    from freight.stores.serializers import BytesSerializer, SerializedObject
+
+    class Tagged(BytesSerializer):
+        name = "tagged-bytes"
+
+        def serialize(self, obj: Any) -> SerializedObject:
+            return SerializedObject(self.name, [b"T" + bytes(obj)], len(obj) + 1)
+
+    store = Store("place-custom", FileConnector(tmp_path))
+    store.serializers.register(Tagged())
+    placed = store.place(b"abc", key=lambda: "k/2/1", inline_threshold=64)
+    assert isinstance(placed, InlineObject)
+    assert (placed.serializer, bytes(placed.payload)) == ("tagged-bytes", b"Tabc")
