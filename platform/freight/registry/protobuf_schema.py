@@ -31,12 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc_tools
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
-from grpc_tools import _protoc_compiler
+
+if TYPE_CHECKING:
+    from grpc_tools import _protoc_compiler
 
 from freight.registry.avro_schema import (
     InvalidSchemaError,
@@ -201,6 +202,7 @@ def compile_proto(
                 raise InvalidSchemaError(f"{what} is not valid UTF-8 text: {exc.reason}") from None
         out = root / "freight-descriptor-set.pb"
         include = [f"-I{root}".encode(), *(f"-I{p}".encode() for p in _include_roots())]
+        _protoc_compiler = _protoc()
         with _PROTOC_LOCK:
             try:
                 _protoc_compiler.get_protos(name.encode(), [str(root).encode(), *_include_bytes()])
@@ -239,10 +241,20 @@ def _protoc_errors(exc: _protoc_compiler.ProtocErrors) -> str:
     return "; ".join(messages)
 
 
+def _protoc() -> Any:
+    """grpcio-tools' compiler, imported on first use only: its native library cannot share a process
+    with NIXL's (the tensor store's transfer engine), so importing the registry must not load it."""
+    from grpc_tools import _protoc_compiler
+
+    return _protoc_compiler
+
+
 @lru_cache(maxsize=1)
 def _include_roots() -> tuple[str, ...]:
     """protoc's include directories for the well-known files: grpcio-tools' google/protobuf, and the
     google/type files of googleapis-common-protos."""
+    import grpc_tools
+
     roots = [str(Path(grpc_tools.__file__).parent / "_proto")]
     spec = importlib.util.find_spec("google.type")
     if spec is not None and spec.submodule_search_locations:
@@ -267,6 +279,7 @@ def _builtin(name: str) -> descriptor_pb2.FileDescriptorProto | None:
     with tempfile.TemporaryDirectory(prefix="freight-proto-") as tmp:
         out = Path(tmp) / "set.pb"
         include = [f"-I{p}".encode() for p in _include_roots()]
+        _protoc_compiler = _protoc()
         with _PROTOC_LOCK:
             code = _protoc_compiler.run_main(
                 [
