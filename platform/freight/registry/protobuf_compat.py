@@ -34,6 +34,7 @@ from typing import TypeAlias
 from google.protobuf import descriptor_pb2
 
 from freight.registry.protobuf_schema import MAIN_FILE, ProtobufModel
+from freight.registry.protobuf_text import LABEL_NAMES, SCALAR_NAMES
 
 FDP: TypeAlias = descriptor_pb2.FieldDescriptorProto
 _GROUPS = {
@@ -53,28 +54,6 @@ _GROUPS = {
     "sfixed64": "fixed64/sfixed64",
     "float": "float",
     "double": "double",
-}
-_SCALAR_NAMES = {
-    FDP.TYPE_DOUBLE: "double",
-    FDP.TYPE_FLOAT: "float",
-    FDP.TYPE_INT64: "int64",
-    FDP.TYPE_UINT64: "uint64",
-    FDP.TYPE_INT32: "int32",
-    FDP.TYPE_FIXED64: "fixed64",
-    FDP.TYPE_FIXED32: "fixed32",
-    FDP.TYPE_BOOL: "bool",
-    FDP.TYPE_STRING: "string",
-    FDP.TYPE_BYTES: "bytes",
-    FDP.TYPE_UINT32: "uint32",
-    FDP.TYPE_SFIXED32: "sfixed32",
-    FDP.TYPE_SFIXED64: "sfixed64",
-    FDP.TYPE_SINT32: "sint32",
-    FDP.TYPE_SINT64: "sint64",
-}
-_LABEL_NAMES = {
-    FDP.LABEL_OPTIONAL: "optional",
-    FDP.LABEL_REQUIRED: "required",
-    FDP.LABEL_REPEATED: "repeated",
 }
 
 
@@ -330,7 +309,7 @@ class _Checker:
             if _GROUPS[old.name] != "string/bytes":
                 self.add(
                     "FIELD_NUMERIC_LABEL_CHANGED",
-                    f"{what} changed its label from {_LABEL_NAMES[old_label]} to {_LABEL_NAMES[new_label]}",
+                    f"{what} changed its label from {LABEL_NAMES[old_label]} to {LABEL_NAMES[new_label]}",
                 )
 
     def message_type(self, what: str, old_name: str, new_name: str) -> None:
@@ -369,7 +348,7 @@ class _Checker:
             return _FieldType("message", name)
         if item.type == FDP.TYPE_ENUM:
             return _FieldType("scalar", "enum")
-        return _FieldType("scalar", _SCALAR_NAMES[item.type])
+        return _FieldType("scalar", SCALAR_NAMES[item.type])
 
 
 def _in_oneof(item: FDP) -> bool:

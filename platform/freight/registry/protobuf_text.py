@@ -21,7 +21,8 @@ from google.protobuf import descriptor_pb2, text_encoding, text_format
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 FDP: TypeAlias = descriptor_pb2.FieldDescriptorProto
-_SCALARS = {
+# The .proto names of scalar types and labels (the compatibility checker's messages use them too).
+SCALAR_NAMES = {
     FDP.TYPE_DOUBLE: "double",
     FDP.TYPE_FLOAT: "float",
     FDP.TYPE_INT64: "int64",
@@ -38,7 +39,7 @@ _SCALARS = {
     FDP.TYPE_SINT32: "sint32",
     FDP.TYPE_SINT64: "sint64",
 }
-_LABELS = {FDP.LABEL_OPTIONAL: "optional", FDP.LABEL_REQUIRED: "required", FDP.LABEL_REPEATED: "repeated"}
+LABEL_NAMES = {FDP.LABEL_OPTIONAL: "optional", FDP.LABEL_REQUIRED: "required", FDP.LABEL_REPEATED: "repeated"}
 #: Message field numbers and reserved ranges end at 2^29 - 1 ("max" in .proto text).
 _MESSAGE_MAX = 536870911
 _INDENT = "  "
@@ -226,13 +227,13 @@ def _label(field: FDP, proto3: bool, in_oneof: bool) -> str:
         if field.label == FDP.LABEL_REQUIRED:
             raise UnprintableError("a required field in a proto3 file")
         return "optional " if field.proto3_optional else ""
-    return _LABELS[field.label] + " "
+    return LABEL_NAMES[field.label] + " "
 
 
 def _type(field: FDP) -> str:
     if field.type in (FDP.TYPE_MESSAGE, FDP.TYPE_ENUM):
         return str(field.type_name)
-    return _SCALARS[field.type]
+    return SCALAR_NAMES[field.type]
 
 
 def _default(field: FDP) -> str:
