@@ -174,7 +174,18 @@ def test_ctrl_c_in_produce_and_consume_says_what_was_done(
     ) -> tuple[int, str, str]:
         out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
         with open(out_file, "w") as out, open(err_file, "w") as err:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, text=True, env=env)
+            # Ctrl-C at a terminal reaches a process whose SIGINT is at its default; a test run started in
+            # the background by a non-interactive shell (`cmd &`, as CI scripts may) inherits SIGINT ignored,
+            # and the command would then never see the signal. Restore the default in the child.
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                text=True,
+                env=env,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
             assert proc.stdin is not None
             if lines:
                 proc.stdin.write(lines)
