@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from freight.bench._load import background_load
 from freight.bench._procs import allow_store_roots
 from freight.bench.stream import SHM_DIR, Scenario, Tick
 from freight.config import FreightSettings
@@ -50,6 +51,7 @@ class SuiteConfig:
     fleet_count: int
     fleet_size: int
     only: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    background_load: int = 0  # busy processes running beside the whole run (`--background-load`)
 
     @classmethod
     def for_mode(cls, mode: str, repetitions: int | None = None) -> SuiteConfig:
@@ -178,6 +180,20 @@ def _git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
+def command_line(cfg: SuiteConfig) -> str:
+    """The `freight bench` command that repeats this run's sizes, scenarios and load."""
+    parts = ["freight bench"]
+    if cfg.mode != "full":
+        parts.append(f"--{cfg.mode}")
+    if cfg.repetitions != _SIZES[cfg.mode]["repetitions"]:
+        parts.append(f"-r {cfg.repetitions}")
+    if list(cfg.only) != list(SCENARIOS):
+        parts += [f"--only {name}" for name in cfg.only]
+    if cfg.background_load:
+        parts.append(f"--background-load {cfg.background_load}")
+    return " ".join(parts)
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -198,7 +214,10 @@ def run_suite(
     load_start = _load()
     t0 = time.perf_counter()
     scenarios: dict[str, Scenario] = {}
-    with tempfile.TemporaryDirectory(prefix="freight-bench-", dir=workdir) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="freight-bench-", dir=workdir) as tmp,
+        background_load(cfg.background_load),
+    ):
         settings = allow_store_roots(settings, Path(tmp), SHM_DIR)
         for name in SCENARIOS:
             if name not in cfg.only:
@@ -208,7 +227,7 @@ def run_suite(
                 done(name)
     doc: dict[str, Any] = {
         "title": "freight bench",
-        "command": f"freight bench{'' if cfg.mode == 'full' else ' --' + cfg.mode}",
+        "command": command_line(cfg),
         "started_at": started.isoformat(timespec="seconds"),
         "elapsed_s": round(time.perf_counter() - t0, 1),
         "machine": machine_info() | {"load_average_start": load_start, "load_average_end": _load()},
@@ -260,7 +279,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"`{doc['command']}` on {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
         f"confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}), "
         f"ProxyStore {m['proxystore']}, event codec {m.get('event_codec', 'pure Python')}; "
-        f"load average {m['load_average_start'][0]} at the start, {m['load_average_end'][0]} at the end; "
+        f"load average {m['load_average_start'][0]} at the start, {m['load_average_end'][0]} at the end"
+        f"{_background(doc)}; "
         f"{doc['options']['repetitions']} repetition(s) per figure; commit {m['git_commit']}, "
         f"{doc['started_at']}.",
         "",
@@ -288,6 +308,14 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     lines += [f"- **{name}** ({sc['title']}): {sc['setup']}." for name, sc in doc["scenarios"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _background(doc: dict[str, Any]) -> str:
+    """The table header's note on a run made under `--background-load N` (empty for a quiet run)."""
+    n = int(doc["options"].get("background_load", 0))
+    if not n:
+        return ""
+    return f" (with {n} busy background process{'es' if n > 1 else ''} running through the whole run)"
 
 
 def print_tables(doc: dict[str, Any]) -> None:
@@ -323,6 +351,7 @@ def print_tables(doc: dict[str, Any]) -> None:
             ("command", doc["command"]),
             ("machine", f"{m['cpus']} cores, {m['memory_gib']} GiB, {m['platform']}"),
             ("load average (1, 5, 15 min)", f"{m['load_average_start']} -> {m['load_average_end']}"),
+            ("background load", f"{doc['options'].get('background_load', 0)} busy process(es)"),
             ("elapsed", f"{doc['elapsed_s']} s"),
             (
                 "ratio",

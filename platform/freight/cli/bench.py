@@ -63,6 +63,14 @@ def suite(
         Path | None,
         typer.Option("--workdir", help="Where the file stores live during the run (default: /tmp)."),
     ] = None,
+    background: Annotated[
+        int,
+        typer.Option(
+            "--background-load",
+            min=0,
+            help="Busy processes (one core each) running beside the whole run, to measure under load.",
+        ),
+    ] = 0,
     bootstrap: Bootstrap = None,
     command_config: CommandConfig = None,
     registry: RegistryUrl = None,
@@ -94,6 +102,7 @@ def suite(
         if unknown:
             raise ConfigError(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
         cfg.only = list(only)
+    cfg.background_load = background
     interactive = err_console.is_terminal and not json_
     with (
         _services(

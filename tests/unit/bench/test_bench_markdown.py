@@ -56,3 +56,19 @@ def test_machine_info_records_the_event_codec() -> None:
 
     expected = "compiled" if fastcodec.NATIVE is not None else "pure Python"
     assert machine_info()["event_codec"] == expected
+
+
+def test_loaded_run_says_so_and_its_command_repeats_it() -> None:
+    """A run under `--background-load` says so in its header; its command line repeats the run."""
+    from freight.bench.suite import SuiteConfig, command_line
+
+    doc = _doc("full", (200.0, 190.0, 210.0))
+    assert "busy background" not in markdown(doc)
+    doc["options"]["background_load"] = 1
+    assert "with 1 busy background process running through the whole run" in markdown(doc)
+
+    cfg = SuiteConfig.for_mode("full", 5)
+    assert command_line(cfg) == "freight bench -r 5"
+    cfg.only, cfg.background_load = ["small", "bulk"], 1
+    assert command_line(cfg) == "freight bench -r 5 --only small --only bulk --background-load 1"
+    assert command_line(SuiteConfig.for_mode("quick")) == "freight bench --quick"
