@@ -134,4 +134,27 @@ def test_json_schemas_from_the_cli(cli: Any, subject: str, tmp_path: Path) -> No
     code, out, _ = cli("schemas", "check", subject, str(tmp_path / "bad.json"), "-t", "JSON", "--json")
     assert code == 7 and any("note" in m for m in js(out)["messages"])
     code, out, err = cli("schemas", "register", subject, str(tmp_path / "v2.json"), "--type", "yaml")
-    assert code == 2 and "AVRO and JSON" in err
+    assert code == 2 and "AVRO, JSON and PROTOBUF" in err
+
+
+def test_protobuf_schemas_from_the_cli(cli: Any, subject: str, tmp_path: Path) -> None:
+    """--type PROTOBUF registers and checks .proto files (the registry compiles them; issue 17's leftover)."""
+    head = 'syntax = "proto3";\npackage freight.test;\n'
+    (tmp_path / "v1.proto").write_text(head + "message Reading {\n  string sensor = 1;\n}\n")
+    (tmp_path / "v2.proto").write_text(
+        head + "message Reading {\n  string sensor = 1;\n  double value = 2;\n}\n"
+    )
+    (tmp_path / "bad.proto").write_text(head + "message Reading {\n  int64 sensor = 1;\n}\n")
+    (tmp_path / "broken.proto").write_text(head + "message Reading {\n  strin sensor = 1;\n}\n")
+    code, out, err = cli(
+        "schemas", "register", subject, str(tmp_path / "v1.proto"), "--type", "protobuf", "--json"
+    )
+    assert code == 0 and js(out)["version"] == 1, err
+    code, out, _ = cli("schemas", "get", subject, "--json")
+    assert js(out)["schemaType"] == "PROTOBUF" and "message Reading" in js(out)["schema"]
+    code, out, _ = cli("schemas", "check", subject, str(tmp_path / "v2.proto"), "-t", "PROTOBUF", "--json")
+    assert code == 0 and js(out)["is_compatible"] is True
+    code, out, _ = cli("schemas", "check", subject, str(tmp_path / "bad.proto"), "-t", "PROTOBUF", "--json")
+    assert code == 7 and js(out)["is_compatible"] is False
+    code, _, err = cli("schemas", "register", subject, str(tmp_path / "broken.proto"), "-t", "PROTOBUF")
+    assert code == 7 and "strin" in err  # protoc's message names the unknown type

@@ -1,9 +1,10 @@
 """`freight schemas register | list | get | versions | check | config | delete`: the registry from a shell.
 
-A SCHEMA argument is a path to an .avsc file or the name of a schema Freight ships (object_event,
-store_config). Every command talks to --registry (default FREIGHT_SCHEMA_REGISTRY_URL, with
-FREIGHT_SCHEMA_REGISTRY_AUTH) and prints a table, or JSON with --json. A registry error exits with code 7
-(schema error) and names the registry's error code; an unreachable registry exits with code 3.
+A SCHEMA argument is a path to a schema file (.avsc; .json with --type JSON; .proto with --type PROTOBUF)
+or the name of a schema Freight ships (object_event, store_config). Every command talks to --registry
+(default FREIGHT_SCHEMA_REGISTRY_URL, with FREIGHT_SCHEMA_REGISTRY_AUTH) and prints a table, or JSON with
+--json. A registry error exits with code 7 (schema error) and names the registry's error code; an
+unreachable registry exits with code 3.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ app = typer.Typer(
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 SchemaArg = Annotated[
-    str, typer.Argument(help="An .avsc file, or a shipped schema name (object_event, store_config).")
+    str,
+    typer.Argument(
+        help="A schema file (.avsc, .json, .proto), or a shipped schema name (object_event, store_config)."
+    ),
 ]
 
 
@@ -61,7 +65,8 @@ def _schema_text(source: str) -> str:
     if source in available():
         return schema_text(source)
     raise ConfigError(
-        f"{source!r} is neither a file nor a shipped schema; give a path to an .avsc file or one of: "
+        f"{source!r} is neither a file nor a shipped schema; give a path to a schema file (.avsc, .json, "
+        ".proto) or one of: "
         f"{', '.join(available())}"
     )
 
@@ -82,14 +87,18 @@ def _references(specs: list[str]) -> list[dict[str, Any]]:
 
 
 SchemaType = Annotated[
-    str, typer.Option("--type", "-t", metavar="AVRO|JSON", help="The schema's type (default AVRO).")
+    str,
+    typer.Option("--type", "-t", metavar="AVRO|JSON|PROTOBUF", help="The schema's type (default AVRO)."),
 ]
 
 
 def _type(value: str) -> str:
     kind = value.strip().upper()
-    if kind not in ("AVRO", "JSON"):
-        raise ConfigError(f"--type {value!r}: the registry serves AVRO and JSON schemas")
+    if kind not in ("AVRO", "JSON", "PROTOBUF"):
+        raise ConfigError(
+            f"--type {value!r}: the registry serves AVRO, JSON and PROTOBUF schemas (--type PROTOBUF takes "
+            "a .proto file)"
+        )
     return kind
 
 
