@@ -252,3 +252,54 @@ def test_torch_payload_wrapped_without_copy_and_device_fallback() -> None:
         TorchSerializer().deserialize(b"", ArrayDescriptor("float99", (0,)))
     with pytest.raises(SerializationError, match="dense"):
         TorchSerializer().serialize(torch.eye(3).to_sparse())
+
+
+def test_lookup_by_name_prefers_registered_serializers_and_guards_pickle() -> None:
+    """`get(name)`: a registered serializer wins over a built-in (even one named 'pickle'); the built-in
+    pickle is refused while disabled; built-ins are found by name."""
+
+    class RawPickle:
+        name = "pickle"
+
+        def can_serialize(self, obj: object) -> bool:
+            return False
+
+        def serialize(self, obj: Any) -> SerializedObject:
+            raise SerializationError("never")
+
+        def deserialize(self, payload: Any, descriptor: ArrayDescriptor | None) -> Any:
+            return ("raw", bytes(payload))
+
+    reg = SerializerRegistry()
+    assert reg.get("bytes").name == "bytes" and reg.get("json").name == "json"
+    with pytest.raises(PickleDisabledError):
+        reg.get("pickle")
+    reg.register(RawPickle(), replace=True)
+    assert reg.deserialize("pickle", b"x", None) == ("raw", b"x")  # no unpickling: the registered one
+
+
+def test_resolver_inline_bytes_fast_path_keeps_registered_serializers_first() -> None:
+    """Inline `bytes` objects skip the serializer lookup only while the built-in bytes serializer is the one
+    that would run; a registered 'bytes' serializer still decodes them."""
+    from freight.stores.resolver import StoreResolver
+
+    resolver = StoreResolver()
+    data = b"inline payload"
+    assert resolver.deserialize_inline("bytes", data, None) is data
+    assert resolver.deserialize_inline("json", b'{"a": 1}', None) == {"a": 1}
+
+    class Upper:
+        name = "bytes"
+
+        def can_serialize(self, obj: object) -> bool:
+            return isinstance(obj, bytes)
+
+        def serialize(self, obj: Any) -> SerializedObject:
+            return SerializedObject(self.name, [obj], len(obj))
+
+        def deserialize(self, payload: Any, descriptor: ArrayDescriptor | None) -> Any:
+            return bytes(payload).upper()
+
+    assert resolver._serializers is not None
+    resolver._serializers.register(Upper(), replace=True)
+    assert resolver.deserialize_inline("bytes", data, None) == b"INLINE PAYLOAD"

@@ -378,15 +378,18 @@ class SerializerRegistry:
         self._custom.insert(0, serializer)
 
     def get(self, name: str) -> Serializer:
-        """The serializer called `name`; pickle only when enabled."""
-        if name == self._pickle.name and not any(s.name == name for s in self._custom):
+        """The serializer called `name` (registered ones first); pickle only when enabled."""
+        for serializer in self._custom:
+            if serializer.name == name:
+                return serializer
+        if name == self._pickle.name:
             if not self.allow_pickle:
                 raise PickleDisabledError(
                     f"this object needs the pickle serializer, which is disabled because unpickling runs "
                     f"code from the data; {PICKLE_HINT}"
                 )
             return self._pickle
-        for serializer in self:
+        for serializer in self._builtin:
             if serializer.name == name:
                 return serializer
         raise SerializationError(f"unknown serializer {name!r}; registered: {', '.join(self.names())}")
