@@ -35,6 +35,10 @@ from freight.errors import ConfigError, FreightError
 from freight.kafka.clients import base_config
 from freight.kafka.errors import ConnectionErrors, broker_unavailable, translate_kafka_error
 
+#: How long a topic unknown to the answering broker is asked for again before it is reported missing
+#: (metadata of a topic created a moment ago reaches a cluster's brokers one by one).
+TOPIC_SETTLE_S = 1.0
+
 
 @dataclass(frozen=True)
 class TopicInfo:
@@ -166,6 +170,24 @@ class KafkaAdmin:
             raise translate_kafka_error(
                 exc, self.bootstrap, "fetch cluster metadata", self._last_connection_error()
             ) from exc
+
+    def _topic_metadata(self, topic: str) -> Any | None:
+        """One topic's metadata, or None if the cluster does not know it.
+
+        In a cluster of several brokers a topic created a moment ago may still be unknown to the broker
+        that answers the next metadata request (each learns of it from the controller on its own time; a
+        clean-clone CI run saw `topics describe` fail right after a create). An unknown topic is asked for
+        again for up to `TOPIC_SETTLE_S` before it is reported missing, so a read right after a create
+        rides out that lag; a name that really is missing costs that much more before its error.
+        """
+        end = time.monotonic() + TOPIC_SETTLE_S
+        while True:
+            t = self._metadata(topic).topics.get(topic)
+            if t is not None and t.error is None:
+                return t
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.1)
 
     def ping(self, timeout: float | None = None) -> int:
         """Return the number of brokers in the cluster; raise BrokerUnavailableError if none answers."""
@@ -305,8 +327,8 @@ class KafkaAdmin:
 
     def describe_topic(self, name: str) -> TopicInfo:
         """Partition count and non-default configuration of one topic."""
-        t = self._metadata(name).topics.get(name)
-        if t is None or t.error is not None:
+        t = self._topic_metadata(name)
+        if t is None:
             raise ConfigError(f"topic {name!r} does not exist; create it with `freight topics create {name}`")
         res = ConfigResource(ResourceType.TOPIC, name)
         entries = self._wait(self._admin.describe_configs([res])[res], f"describe topic {name!r}")
@@ -326,8 +348,8 @@ class KafkaAdmin:
         Raises:
             ConfigError: the topic does not exist.
         """
-        t = self._metadata(topic).topics.get(topic)
-        if t is None or t.error is not None:
+        t = self._topic_metadata(topic)
+        if t is None:
             raise ConfigError(f"topic {topic!r} does not exist")
         return sorted(t.partitions)
 
@@ -431,8 +453,8 @@ class KafkaAdmin:
 
     def partition_replicas(self, topic: str) -> list[PartitionReplicas]:
         """Leader, replicas and ISR of every partition of `topic` (from the cluster metadata)."""
-        t = self._metadata(topic).topics.get(topic)
-        if t is None or t.error is not None:
+        t = self._topic_metadata(topic)
+        if t is None:
             raise ConfigError(
                 f"topic {topic!r} does not exist; create it with `freight topics create {topic}`"
             )
