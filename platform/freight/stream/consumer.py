@@ -668,12 +668,7 @@ class StreamConsumer:
         """
         if self._closed:
             self._raise_closed()
-        book = self._book
-        last = book.last  # book.finish_last(record=self.auto_commit), inlined: this runs once per record
-        if last is not None:
-            if self.auto_commit:
-                book.done[(last[0], last[1])] = last[2] + 1
-            book.last = None
+        self._finish_last()
         wait = self.idle_timeout if timeout is None else timeout
         deadline = None if wait is None else time.monotonic() + wait
         while True:
@@ -681,7 +676,7 @@ class StreamConsumer:
             if found is None:
                 return None
             msg, topic, partition, offset = found
-            self._book.last = (topic, partition, offset)  # handed out: finished when the next is asked for
+            self._book.hand_out(topic, partition, offset)
             record = self._decoder.decode(msg, topic, partition, offset)
             if record is None:
                 continue
@@ -711,10 +706,7 @@ class StreamConsumer:
         return record
 
     def _step_proxy(self) -> Proxy:
-        record = self.next_record(include_end=False)
-        if record is None or record.proxy is None:
-            raise StopIteration
-        return record.proxy
+        return _proxy(self._step_record())
 
     def _step_object(self) -> tuple[ItemMetadata, Any]:
         while True:

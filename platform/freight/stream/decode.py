@@ -215,10 +215,7 @@ class RecordDecoder:
             self._bad(msg, topic, partition, offset, exc)
             return None
         self.stats.events += 1
-        counts = self._unreported.get(topic)  # _count(topic, 0), inlined: this runs once per record
-        if counts is None:
-            counts = self._unreported[topic] = [0, 0]
-        counts[0] += 1
+        self._count(topic, 0)
         return record
 
     def _record(
