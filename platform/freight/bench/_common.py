@@ -69,6 +69,17 @@ class Measurement:
         )
 
 
+def figure_text(x: float) -> str:
+    """A figure as the Markdown tables print it: thousands separated, 1-2 decimals below 100."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}" if abs(x) < 10 else f"{x:,.1f}"
+
+
+def ranges_apart(low: float, high: float, other_low: float, other_high: float) -> bool:
+    """Whether the range [low, high] and [other_low, other_high] do not overlap (only then is a
+    difference claimed)."""
+    return low > other_high or high < other_low
+
+
 def repeat(fn: Callable[[], float], repetitions: int) -> tuple[float, float, float]:
     """Run `fn` (which returns one figure) `repetitions` times: (median, min, max)."""
     values = [fn() for _ in range(repetitions)]

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from freight.bench._common import figure_text, ranges_apart
 from freight.errors import ConfigError
 
 
@@ -56,7 +57,8 @@ class Change:
         """Whether the two runs' min - max ranges do not overlap (only then is a change claimed)."""
         if self.before is None or self.after is None:
             return False
-        return self.after.minimum > self.before.maximum or self.after.maximum < self.before.minimum
+        b, a = self.before, self.after
+        return ranges_apart(a.minimum, a.maximum, b.minimum, b.maximum)
 
 
 def load_run(path: Path) -> dict[str, Any]:
@@ -124,12 +126,10 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     return changes
 
 
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}" if abs(x) < 10 else f"{x:,.1f}"
-
-
 def _fig(f: Figure | None) -> str:
-    return "-" if f is None else f"{_num(f.median)} ({_num(f.minimum)} - {_num(f.maximum)})"
+    if f is None:
+        return "-"
+    return f"{figure_text(f.median)} ({figure_text(f.minimum)} - {figure_text(f.maximum)})"
 
 
 def _ratio(f: Figure | None) -> str:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from freight.bench._common import figure_text, ranges_apart
 from freight.bench._load import background_load
 from freight.bench._procs import allow_store_roots
 from freight.bench.stream import SHM_DIR, Scenario, Tick
@@ -251,15 +252,11 @@ def run_suite(
     return doc
 
 
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}" if abs(x) < 10 else f"{x:,.1f}"
-
-
 def _ranges_apart(row: dict[str, Any], base: dict[str, Any] | None) -> bool:
     """Whether `row`'s min-max range and its baseline's do not overlap."""
     if base is None:
         return False
-    return bool(row["minimum"] > base["maximum"] or row["maximum"] < base["minimum"])
+    return ranges_apart(row["minimum"], row["maximum"], base["minimum"], base["maximum"])
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -293,9 +290,9 @@ def markdown(doc: dict[str, Any]) -> str:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
             if ratio and not smoke and _ranges_apart(r, by_subject.get(r["baseline"])):
                 ratio = f"**{ratio}**"  # only a difference the min-max ranges do not blur
-            spread = f"{_num(r['minimum'])} - {_num(r['maximum'])}"
+            spread = f"{figure_text(r['minimum'])} - {figure_text(r['maximum'])}"
             lines.append(
-                f"| {name} | {r['subject']} | {_num(r['median'])} | {spread} | {r['unit']} "
+                f"| {name} | {r['subject']} | {figure_text(r['median'])} | {spread} | {r['unit']} "
                 f"| {r['baseline'] or ''} | {ratio} |"
             )
     lines += [
